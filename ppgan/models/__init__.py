@@ -1,0 +1,6 @@
+from . import criterions, discriminators, generators  # noqa: F401  (fill the registries)
+from .base_model import BaseModel
+from .builder import MODELS, build_model
+from .gan_model import DCGANModel, GANModel
+
+__all__ = ["MODELS", "build_model", "BaseModel", "GANModel", "DCGANModel"]

@@ -1,0 +1,6 @@
+from .builder import CRITERIONS, build_criterion
+from .gan_loss import GANLoss, gradient_penalty, r1_penalty
+from .pixel_loss import CharbonnierLoss, L1Loss, MSELoss
+
+__all__ = ["CRITERIONS", "build_criterion", "GANLoss", "gradient_penalty", "r1_penalty",
+           "L1Loss", "MSELoss", "CharbonnierLoss"]

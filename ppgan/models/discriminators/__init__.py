@@ -1,0 +1,8 @@
+from .builder import DISCRIMINATORS, build_discriminator
+from .classic_dcgan import ClassicDCDiscriminator
+from .dcdiscriminator import DCDiscriminator
+from .mlp import MLPDiscriminator
+from .nlayers import NLayerDiscriminator, NLayerDiscriminatorWithClassification
+
+__all__ = ["DISCRIMINATORS", "build_discriminator", "DCDiscriminator", "NLayerDiscriminator",
+           "NLayerDiscriminatorWithClassification", "MLPDiscriminator", "ClassicDCDiscriminator"]

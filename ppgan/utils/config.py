@@ -1,0 +1,215 @@
+"""Config files: YAML (PaddleGAN's schema) -> plain dict, with checked `-o a.b=c` overrides."""
+import copy
+import inspect
+import os
+
+import yaml
+
+from .errors import ConfigError
+from .registry import closest
+
+# Top-level keys of a config and, for the fixed-schema sections, their keys.
+# `model`, `dataset`, `optimizer`, `lr_scheduler` and `validate.metrics` are checked by the
+# builders against the constructor of the class they name.
+TOP_LEVEL = {
+    "total_iters", "epochs", "output_dir", "model", "dataset", "lr_scheduler", "optimizer",
+    "log_config", "snapshot_config", "validate", "export_model", "min_max", "seed", "amp",
+    "compile", "cuda_graphs", "find_unused_parameters", "enable_visualdl", "profiler_options",
+    "is_train", "device", "channels_last", "deterministic",
+}
+SECTIONS = {
+    "log_config": {"interval", "visiual_interval", "visual_interval", "save_samples"},
+    "snapshot_config": {"interval", "max_keep", "by_epoch"},
+    "validate": {"interval", "save_img", "metrics", "by_epoch"},
+}
+AMP_MODES = (None, False, "none", "bf16", "fp16")
+
+
+def _check_keys(keys, allowed, where):
+    for key in keys:
+        if key not in allowed:
+            hint = closest(key, allowed)
+            more = f"; did you mean {', '.join(hint)}?" if hint else f"; valid keys: {', '.join(sorted(allowed))}"
+            raise ConfigError(f"unknown config key '{where}{key}'{more}")
+
+
+def validate_config(cfg):
+    """Check the fixed parts of the schema; raise ConfigError naming the bad key."""
+    if not isinstance(cfg, dict):
+        raise ConfigError("config must be a YAML mapping at the top level")
+    _check_keys(cfg, TOP_LEVEL, "")
+    for section, allowed in SECTIONS.items():
+        if section in cfg and cfg[section] is not None:
+            if not isinstance(cfg[section], dict):
+                raise ConfigError(f"config key '{section}' must be a mapping")
+            _check_keys(cfg[section], allowed, section + ".")
+    if "model" not in cfg or not isinstance(cfg["model"], dict) or "name" not in cfg["model"]:
+        raise ConfigError("config needs 'model: {name: ...}'")
+    if not cfg.get("total_iters") and not cfg.get("epochs"):
+        if cfg.get("is_train", True) is not False:
+            raise ConfigError("config needs 'total_iters' or 'epochs'")
+    for key in ("total_iters", "epochs"):
+        if cfg.get(key) is not None and (not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 0):
+            raise ConfigError(f"config key '{key}' must be a non-negative integer, got {cfg[key]!r}")
+    if cfg.get("amp", None) not in AMP_MODES:
+        raise ConfigError(f"config key 'amp' must be one of bf16, fp16, none; got {cfg['amp']!r}")
+    return cfg
+
+
+def _parse_value(text):
+    try:
+        return yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"cannot parse override value {text!r}: {e.problem}") from None
+
+
+def _compatible(old, new):
+    if old is None or new is None:
+        return True
+    if isinstance(old, bool) or isinstance(new, bool):
+        return isinstance(old, bool) and isinstance(new, bool)
+    if isinstance(old, (int, float)) and isinstance(new, (int, float)):
+        return True
+    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
+        return True
+    return type(old) is type(new)
+
+
+def apply_overrides(cfg, overrides):
+    """Apply `a.b.c=value` strings to `cfg` (in place) and return it.
+
+    Values are YAML scalars/flow collections (`1e-4`, `true`, `[64, 64]`), never evaluated as
+    code. Every parent key must exist; the leaf must exist or be part of the fixed schema, and
+    a value may not change type (an int may become a float).
+    """
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key.sub=value")
+        path, text = item.split("=", 1)
+        keys = path.strip().split(".")
+        if not all(keys):
+            raise ConfigError(f"override '{item}' has an empty key")
+        node = cfg
+        for i, key in enumerate(keys[:-1]):
+            if not isinstance(node, dict) or key not in node:
+                where = ".".join(keys[:i + 1])
+                hint = closest(key, node) if isinstance(node, dict) else []
+                more = f"; did you mean {', '.join(hint)}?" if hint else ""
+                raise ConfigError(f"override key '{where}' is not in the config{more}")
+            node = node[key]
+        leaf = keys[-1]
+        value = _parse_value(text)
+        if not isinstance(node, dict):
+            raise ConfigError(f"override key '{'.'.join(keys[:-1])}' is not a mapping")
+        if leaf not in node:
+            allowed = TOP_LEVEL if len(keys) == 1 else SECTIONS.get(keys[0]) if len(keys) == 2 else None
+            if allowed is not None and leaf not in allowed:
+                hint = closest(leaf, set(node) | allowed)
+                more = f"; did you mean {', '.join(hint)}?" if hint else ""
+                raise ConfigError(f"override key '{path}' is not in the config{more}")
+            if allowed is None and not _accepts_new_key(keys):
+                hint = closest(leaf, node)
+                more = f"; did you mean {', '.join(hint)}?" if hint else ""
+                raise ConfigError(f"override key '{path}' is not in the config{more}")
+        elif not _compatible(node[leaf], value):
+            raise ConfigError(
+                f"override '{path}' expects a {type(node[leaf]).__name__} like {node[leaf]!r}, got {text!r}")
+        node[leaf] = value
+    return cfg
+
+
+def _accepts_new_key(keys):
+    # Inside a `name:`-ed section (model, generator, dataset, ...) a new key is passed to the
+    # class, whose builder checks it against the constructor. Elsewhere it must already exist.
+    return keys[0] in ("model", "dataset", "optimizer", "lr_scheduler", "validate")
+
+
+def load_config(path, overrides=None):
+    """Read `path` with yaml.safe_load, apply overrides, validate; return a plain dict."""
+    if not path:
+        raise ConfigError("no config given: use -c configs/<name>.yaml")
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            cfg = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"invalid YAML in {path}{where}: {getattr(e, 'problem', e)}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config {path}: {e}") from None
+    if cfg is None:
+        raise ConfigError(f"config file is empty: {path}")
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"config {path} must be a YAML mapping at the top level")
+    apply_overrides(cfg, overrides)
+    return validate_config(cfg)
+
+
+def dump_config(cfg, path):
+    """Write `cfg` as YAML, atomically."""
+    from .io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_builtin(cfg), sort_keys=False))
+
+
+def to_builtin(obj):
+    if isinstance(obj, dict):
+        return {str(k): to_builtin(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_builtin(v) for v in obj]
+    return obj
+
+
+def accepted_kwargs(obj):
+    """Names a class or function accepts as keyword arguments; None if it takes **kwargs
+    that cannot be traced to a parent class."""
+    names = set()
+    classes = obj.__mro__ if inspect.isclass(obj) else (None,)
+    for cls in classes:
+        fn = obj if cls is None else cls.__dict__.get("__init__")
+        if fn is None:
+            continue
+        if cls is object:
+            break
+        params = inspect.signature(fn).parameters
+        var_kw = False
+        for p in params.values():
+            if p.kind == p.VAR_KEYWORD:
+                var_kw = True
+            elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
+                names.add(p.name)
+        if not var_kw:
+            return names
+    return None
+
+
+def check_kwargs(obj, kwargs, where):
+    """Raise ConfigError if `kwargs` has a key `obj` does not accept, naming the closest."""
+    allowed = accepted_kwargs(obj)
+    if allowed is None:
+        return
+    for key in kwargs:
+        if key not in allowed:
+            hint = closest(key, allowed)
+            more = f"; did you mean {', '.join(hint)}?" if hint else f"; valid: {', '.join(sorted(allowed))}"
+            raise ConfigError(f"unknown key '{key}' for {where}{more}")
+    sig_required = _required_args(obj)
+    missing = [k for k in sig_required if k not in kwargs]
+    if missing:
+        raise ConfigError(f"{where} needs key(s): {', '.join(missing)}")
+
+
+def _required_args(obj):
+    fn = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params
+            if p.name != "self" and p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def deepcopy(cfg):
+    return copy.deepcopy(cfg)

@@ -1,0 +1,40 @@
+"""Errors a user can cause. The CLIs print these as one line and exit non-zero."""
+
+
+class PPGANError(Exception):
+    """Base class of every error that is the user's input, not a bug."""
+
+
+class ConfigError(PPGANError):
+    """A config file, key, value or override is missing or wrong."""
+
+
+class DatasetError(PPGANError):
+    """A dataset path is missing or a file in it cannot be read."""
+
+
+class CheckpointError(PPGANError):
+    """A checkpoint or weight file is missing, unsafe or does not fit the model."""
+
+
+class NonFiniteLossError(PPGANError):
+    """Training produced a NaN or Inf loss."""
+
+
+def one_line(exc):
+    """The message of `exc` as a single line.
+
+    Exceptions raised inside DataLoader workers come back wrapped with the worker's
+    traceback appended; the original message is on the last line, prefixed by its type.
+    """
+    text = str(exc).strip()
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        text = exc.args[0]
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    if len(lines) > 1 and "Traceback" in text:
+        last = lines[-1]
+        head, sep, tail = last.partition(": ")
+        return tail if sep and head.split(".")[-1].endswith("Error") else last
+    return " ".join(ln.strip() for ln in lines)

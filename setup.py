@@ -1,0 +1,37 @@
+"""ppgan: a GAN toolkit in the shape of PaddleGAN, built on PyTorch."""
+import os
+import re
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(HERE, "ppgan", "__init__.py"), encoding="utf-8") as f:
+    VERSION = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+
+setup(
+    name="ppgan",
+    version=VERSION,
+    description="GAN toolkit (PaddleGAN-compatible configs and checkpoints) on PyTorch",
+    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["ppgan", "ppgan.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "torch>=2.4",
+        "numpy",
+        "scipy",
+        "opencv-python-headless<5",
+        "pyyaml",
+        "imageio",
+        "imageio-ffmpeg",
+        "scikit-image",
+        "tqdm",
+    ],
+    extras_require={
+        "audio": ["librosa"],
+        "tensorboard": ["tensorboard"],
+        "onnx": ["onnx", "onnxruntime"],
+        "test": ["pytest", "tensorboard"],
+    },
+    entry_points={"console_scripts": ["ppgan=ppgan.cli:main"]},
+)

@@ -1,0 +1,57 @@
+"""Helpers for PaddleGAN parity tests (fixtures in tests/fixtures/parity, made by PaddleGAN).
+
+The fixture weights are not stored; they follow this rule, from the name and shape alone:
+    seed = crc32(name) ; z = RandomState(seed).standard_normal(numel) (float64)
+    ndim >= 2 -> z / sqrt(prod(shape[1:]))
+    1-D '..._variance' / '...running_var' -> 0.5 + 0.5|z| ; 1-D '...weight|gamma|scale' -> 1 + 0.1 z
+    otherwise -> 0.1 z ; then float32. Integer buffers are zeros.
+"""
+import json
+import os
+import zlib
+
+import numpy as np
+import torch
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "parity")
+
+
+def rule_tensor(name, shape, dtype="float32"):
+    shape = tuple(int(s) for s in shape)
+    if np.dtype(dtype).kind in "iub":
+        return np.zeros(shape, dtype=dtype)
+    numel = int(np.prod(shape)) if shape else 1
+    z = np.random.RandomState(zlib.crc32(name.encode()) & 0xFFFFFFFF).standard_normal(numel)
+    if len(shape) >= 2:
+        v = z / np.sqrt(float(np.prod(shape[1:])))
+    elif len(shape) == 1 and name.endswith(("_variance", "running_var")):
+        v = 0.5 + 0.5 * np.abs(z)
+    elif len(shape) == 1 and name.endswith(("weight", "gamma", "scale")):
+        v = 1.0 + 0.1 * z
+    else:
+        v = 0.1 * z
+    return v.astype(np.float32).reshape(shape)
+
+
+class Fixture:
+    def __init__(self, name):
+        data = np.load(os.path.join(FIXTURES, name + ".npz"), allow_pickle=False)
+        self.meta = json.loads(str(data["meta_json"]))
+        self.manifest = json.loads(str(data["manifest_json"]))
+        self.inputs = [torch.from_numpy(data["in_" + n]) for n in self.meta["inputs"]]
+        self.outputs = [data["out_" + n] for n in self.meta["outputs"]]
+        self.kwargs = self.meta["kwargs"]
+
+    def paddle_state_dict(self):
+        return {n: rule_tensor(n, s, d) for n, s, d in self.manifest}
+
+    def assert_matches(self, result):
+        results = result if isinstance(result, (tuple, list)) else [result]
+        assert len(results) >= len(self.outputs)
+        atol, rtol = 10 * self.meta["atol"], 10 * self.meta["rtol"]
+        for got, want, name in zip(results, self.outputs, self.meta["outputs"]):
+            got = got.detach().cpu().numpy()
+            assert got.shape == want.shape, f"{name}: shape {got.shape} != {want.shape}"
+            err = np.abs(got - want)
+            bound = atol + rtol * np.abs(want)
+            assert (err <= bound).all(), f"{name}: max abs err {err.max():.3g} (tol {atol:.3g})"
