@@ -6,3 +6,14 @@ from .mlp import MLPGenerator
 
 __all__ = ["GENERATORS", "build_generator", "DCGenerator", "DeepConvGenerator",
            "ConditionalDeepConvGenerator", "MLPGenerator", "ClassicDCGenerator"]
+from .rrdb_net import RRDBNet
+from .lesrcnn import LESRCNNGenerator
+from .pan import PAN
+
+__all__ += ["RRDBNet", "LESRCNNGenerator", "PAN"]
+from .unet import UnetGenerator
+from .resnet import ResnetGenerator
+from .resnet_ugatit import ResnetUGATITGenerator
+from .resnet_ugatit_p2c import ResnetUGATITP2CGenerator
+
+__all__ += ["UnetGenerator", "ResnetGenerator", "ResnetUGATITGenerator", "ResnetUGATITP2CGenerator"]

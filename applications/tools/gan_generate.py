@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""Generate images from a trained GAN: a sample grid, an interpolation strip and, for 2-D
+latents, the whole latent plane as one grid."""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+EXAMPLES = """examples:
+  python applications/tools/gan_generate.py --weight_path output_dir/dcgan_digits-.../iter_3000_weight.pth
+  python applications/tools/gan_generate.py --weight_path run/iter_3000_weight.pth --class_id 7 --n 32
+  python applications/tools/gan_generate.py --config configs/dcgan_mnist.yaml --weight_path dcgan_mnist.pdparams
+"""
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weight_path", required=True, help="*_weight.pth / *_checkpoint.pth, or a PaddleGAN .pdparams")
+    p.add_argument("--config", default=None, help="training config (required for .pdparams)")
+    p.add_argument("--output", default="output_dir/gan_generate", help="output folder")
+    p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--class_id", type=int, default=None, help="class to draw (conditional models)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=10, help="interpolation steps (default 10)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    args = p.parse_args(argv)
+    from ppgan.utils.errors import PPGANError, one_line
+
+    if args.n < 1 or args.steps < 2:
+        print("error: --n must be >= 1 and --steps >= 2", file=sys.stderr)
+        return 2
+    try:
+        from ppgan.apps import GANPredictor
+
+        pred = GANPredictor(config=args.config, weight_path=args.weight_path, device=args.device)
+        paths = pred.run(n=args.n, class_id=args.class_id, seed=args.seed, output=args.output, steps=args.steps)
+        for name, path in paths.items():
+            print(f"{name}: {path}")
+        return 0
+    except (PPGANError, OSError, ValueError, KeyError) as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

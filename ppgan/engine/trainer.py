@@ -1,0 +1,431 @@
+"""The training / evaluation loop driven by a config (PaddleGAN's schema).
+
+    trainer = Trainer(cfg, device="auto")
+    trainer.train()          # or trainer.evaluate()
+
+Loop per iteration: feed a batch -> model.train_iter(optimizers) under autocast -> LR step ->
+check losses are finite -> log / sample grid / validate / snapshot at their intervals. Side
+tasks run with the RNG state saved and restored, so logging intervals never change training;
+together with the seeded, resumable sampler this makes `--resume` bit-exact on CPU.
+
+Multi-process data parallel: launched by `torchrun`, each process takes a shard of every
+epoch; gradients are averaged across processes in `BaseModel.optimizer_step` (one flat
+all-reduce per optimizer step) and buffers (BatchNorm statistics) are broadcast from rank 0
+before every iteration. We do this instead of wrapping nets in DistributedDataParallel
+because a GAN step runs D several times per backward and freezes D during the G step, which
+DDP's bucketed hooks do not support without `find_unused_parameters` overhead.
+"""
+import contextlib
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from ..datasets import build_dataloader
+from ..metrics import build_metric
+from ..models import build_model
+from ..solver import build_lr_scheduler, build_optimizer
+from ..utils.config import dump_config
+from ..utils.errors import ConfigError, NonFiniteLossError, PPGANError
+from ..utils.io import check_writable_dir
+from ..utils.logger import get_logger
+from . import checkpoint as ckpt
+
+
+def resolve_device(name="auto"):
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise PPGANError("--device cuda was asked for, but no CUDA device is available")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise PPGANError(f"--device must be auto, cpu or cuda; got {name!r}")
+    return torch.device(name)
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def rng_neutral():
+    """Run a side task (logging, sampling, validation) without disturbing any RNG stream."""
+    state = ckpt.rng_state()
+    try:
+        yield
+    finally:
+        ckpt.set_rng_state(state)
+
+
+class Trainer:
+    """Builds everything a config names and runs it.
+
+    Args:
+        cfg (dict): a loaded config (see `ppgan.utils.config.load_config`).
+        device (str): 'auto' (CUDA when present), 'cpu' or 'cuda'.
+        seed (int | None): overrides `cfg['seed']` (default 0).
+        resume (str | None): a `*_checkpoint.pth` to continue from (same run folder).
+        load (str | None): weights to start from (ours or PaddleGAN .pdparams); counters reset.
+        evaluate_only (bool): skip training; run evaluation (test set and sample grids).
+        config_path (str | None): used to name the run folder.
+        run_dir (str | None): write here instead of `<output_dir>/<config>-<time>`.
+    """
+
+    def __init__(self, cfg, device="auto", seed=None, resume=None, load=None, evaluate_only=False,
+                 config_path=None, run_dir=None, quiet=False):
+        self.cfg = cfg
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.device = resolve_device(device)
+        if self.world_size > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
+        if self.world_size > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.is_main = self.rank == 0
+        self.seed = int(cfg.get("seed", 0) if seed is None else seed)
+        self.evaluate_only = evaluate_only
+        self.quiet = quiet
+
+        self.by_epoch = not cfg.get("total_iters")
+        log_cfg = cfg.get("log_config") or {}
+        self.log_interval = int(log_cfg.get("interval", 100))
+        self.visual_interval = int(log_cfg.get("visual_interval", log_cfg.get("visiual_interval", 500)))
+        snap = cfg.get("snapshot_config") or {}
+        self.snapshot_interval = int(snap.get("interval", 5 if self.by_epoch else 5000))
+        self.max_keep = int(snap.get("max_keep", 5))
+        val = cfg.get("validate") or {}
+        self.val_interval = int(val.get("interval", 0) or 0)
+        self.val_save_img = bool(val.get("save_img", False))
+
+        # ---- run folder ------------------------------------------------------------------
+        if resume:
+            run_dir = run_dir or os.path.dirname(os.path.abspath(resume))
+        if run_dir is None:
+            stem = os.path.splitext(os.path.basename(config_path or "run"))[0]
+            run_dir = os.path.join(cfg.get("output_dir", "output_dir"),
+                                   f"{stem}-{time.strftime('%Y-%m-%d-%H-%M-%S')}")
+            if self.world_size > 1:
+                box = [run_dir]
+                dist.broadcast_object_list(box, src=0)
+                run_dir = box[0]
+            if self.is_main and os.path.exists(run_dir):
+                i = 1
+                while os.path.exists(f"{run_dir}-{i}"):
+                    i += 1
+                run_dir = f"{run_dir}-{i}"
+        self.run_dir = run_dir
+        if self.is_main:
+            check_writable_dir(self.run_dir)
+        self.logger = get_logger(self.run_dir if self.is_main else None, rank=self.rank, quiet=quiet)
+
+        # ---- data, model, optimizers -----------------------------------------------------
+        seed_everything(self.seed)
+        dcfg = cfg.get("dataset") or {}
+        self.train_loader = None
+        if not evaluate_only:
+            if "train" not in dcfg:
+                raise ConfigError("config needs dataset.train")
+            self.train_set, self.train_loader, self.train_sampler = build_dataloader(
+                dcfg["train"], is_train=True, seed=self.seed, rank=self.rank, world_size=self.world_size)
+            self.iters_per_epoch = max(1, self.train_sampler.batches_per_epoch())
+            if self.train_sampler.batches_per_epoch() == 0:
+                raise ConfigError("dataset.train has fewer samples than one batch per process")
+        else:
+            self.iters_per_epoch = 1
+        self.total_iters = int(cfg["total_iters"]) if cfg.get("total_iters") else \
+            int(cfg.get("epochs", 0)) * self.iters_per_epoch
+
+        self.model = build_model(cfg["model"])
+        amp = cfg.get("amp") or None
+        amp = None if amp in ("none", False) else amp
+        if amp and self.device.type != "cuda":
+            self.logger.warning(f"amp: {amp} needs CUDA; running in float32 on {self.device}")
+            amp = None
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+        self.model.setup_runtime(self.device, self.scaler, distributed=self.world_size > 1)
+        if self.world_size > 1:
+            self._broadcast_state(params=True)
+        if cfg.get("channels_last") and self.device.type == "cuda":
+            for net in self.model.nets.values():
+                net.to(memory_format=torch.channels_last)
+        if cfg.get("compile"):
+            self._compile(cfg["compile"])
+
+        self.optimizers, self.schedulers = {}, {}
+        if not evaluate_only:
+            self._build_optimizers(cfg.get("optimizer"), cfg.get("lr_scheduler"))
+        self.metrics = {}
+        for name, mcfg in ((val.get("metrics") or {}).items()):
+            try:
+                self.metrics[name] = build_metric(mcfg)
+            except KeyError as e:
+                raise ConfigError(e.args[0]) from None
+
+        self.iter, self.epoch = 0, 0
+        self.last_checkpoint = None
+        if load:
+            names = ckpt.load_weights(self.model, load)
+            self.logger.info(f"loaded weights for {', '.join(names)} from {load}")
+        if resume:
+            self._resume(resume)
+        # training randomness differs per process (different latents on every shard)
+        if self.world_size > 1 and not resume:
+            seed_everything(self.seed + 1000003 * self.rank)
+
+        if self.is_main:
+            dump_config(cfg, os.path.join(self.run_dir, "config.yaml"))
+        self._tb = self._open_tensorboard() if self.is_main and not evaluate_only else None
+
+    # ---- construction helpers ------------------------------------------------------------
+    def _build_optimizers(self, opt_cfg, sched_cfg):
+        if not opt_cfg:
+            raise ConfigError("config needs an 'optimizer' section")
+        groups = {"optim": opt_cfg} if "name" in opt_cfg else opt_cfg
+        base_lr = (sched_cfg or {}).get("learning_rate")
+        for opt_name, ocfg in groups.items():
+            if not isinstance(ocfg, dict) or "name" not in ocfg:
+                raise ConfigError(f"optimizer '{opt_name}' must be a mapping with a 'name'")
+            net_names = ocfg.get("net_names") or list(self.model.nets)
+            params = []
+            for n in net_names:
+                if n not in self.model.nets:
+                    raise ConfigError(f"optimizer.{opt_name}.net_names: no net '{n}' in the model "
+                                      f"(nets: {', '.join(self.model.nets)})")
+                params += [p for p in self.model.nets[n].parameters() if p.requires_grad]
+            opt = build_optimizer(ocfg, params, base_lr)
+            opt.ppgan_net_names = tuple(net_names)
+            self.optimizers[opt_name] = opt
+            if sched_cfg:
+                self.schedulers[opt_name] = build_lr_scheduler(sched_cfg, opt, self.iters_per_epoch)
+
+    def _compile(self, mode):
+        mode = "default" if mode is True else str(mode)
+        for name, net in self.model.nets.items():
+            self.model.nets[name] = torch.compile(net, mode=mode)
+
+    def _open_tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except Exception:  # tensorboard not installed: JSON lines and console only
+            return None
+        return SummaryWriter(os.path.join(self.run_dir, "tensorboard"))
+
+    def _broadcast_state(self, params=False):
+        for net in self.model.nets.values():
+            tensors = list(net.buffers()) + (list(net.parameters()) if params else [])
+            for t in tensors:
+                if t.is_floating_point() or params:
+                    dist.broadcast(t.data, src=0)
+
+    # ---- checkpoints -----------------------------------------------------------------------
+    def save_checkpoint(self):
+        if not self.is_main:
+            return None
+        base = os.path.join(self.run_dir, f"iter_{self.iter}")
+        state = {
+            "nets": self.model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "iter": self.iter, "epoch": self.epoch, "rng": ckpt.rng_state(),
+            "config": self.cfg, "version": ckpt.__version__,
+        }
+        ckpt.save(ckpt.weight_file_dict(self.model, self.cfg["model"]), base + "_weight.pth")
+        ckpt.save(state, base + "_checkpoint.pth")
+        ckpt.keep_last(self.run_dir, self.max_keep)
+        self.last_checkpoint = base + "_checkpoint.pth"
+        return self.last_checkpoint
+
+    def _resume(self, path):
+        state = ckpt.load(path)
+        for key in ("nets", "optimizers", "iter", "rng"):
+            if key not in state:
+                raise PPGANError(f"{path} is not a training checkpoint (no '{key}'); use --load for weights")
+        self.model.load_state_dict(state["nets"])
+        for name, opt in self.optimizers.items():
+            if name not in state["optimizers"]:
+                raise PPGANError(f"checkpoint {path} has no state for optimizer '{name}'")
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in self.schedulers.items():
+            if name in state.get("schedulers", {}):
+                sched.load_state_dict(state["schedulers"][name])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.iter, self.epoch = int(state["iter"]), int(state.get("epoch", 0))
+        ckpt.set_rng_state(state["rng"])
+        if self.world_size > 1:
+            seed_everything(self.seed + 1000003 * self.rank + self.iter)
+        self.last_checkpoint = path
+        self.logger.info(f"resumed from {path} at iteration {self.iter}")
+
+    # ---- side tasks --------------------------------------------------------------------------
+    def _log(self, losses, lrs, speed):
+        record = {"iter": self.iter, "epoch": self.epoch, **{k: round(v, 6) for k, v in losses.items()},
+                  **{f"lr_{k}": v for k, v in lrs.items()}, "it_per_s": round(speed, 3)}
+        if self.is_main:
+            self.logger.jsonl(record)
+            if self._tb is not None:
+                for k, v in losses.items():
+                    self._tb.add_scalar(f"loss/{k}", v, self.iter)
+                for k, v in lrs.items():
+                    self._tb.add_scalar(f"lr/{k}", v, self.iter)
+        eta = (self.total_iters - self.iter) / max(speed, 1e-9)
+        text = " ".join(f"{k} {v:.4f}" for k, v in losses.items())
+        lr_text = " ".join(f"lr {v:.2e}" for v in list(lrs.values())[:1])
+        self.logger.info(f"iter {self.iter}/{self.total_iters} epoch {self.epoch} {lr_text} {text} "
+                         f"{speed:.2f} it/s eta {time.strftime('%H:%M:%S', time.gmtime(eta))}")
+
+    def save_visuals(self, folder="visual", tag=None):
+        if not self.is_main:
+            return []
+        from ..utils.visual import save_grid
+
+        paths = []
+        with rng_neutral(), torch.no_grad():
+            items = self.model.visuals()
+            nrow = getattr(self.model, "samples_every_row", 8)
+            for name, batch in items.items():
+                if not torch.is_tensor(batch) or batch.ndim != 4:
+                    continue
+                path = os.path.join(self.run_dir, folder, f"{tag or f'iter_{self.iter:07d}'}_{name}.png")
+                save_grid(batch.float().cpu(), path, nrow=nrow)
+                paths.append(path)
+        return paths
+
+    def validate(self, save_images=None):
+        """Run the test set through `model.test_iter`, accumulate metrics; returns {name: value}."""
+        dcfg = (self.cfg.get("dataset") or {}).get("test")
+        results = {}
+        if dcfg is None:
+            return results
+        save_images = self.val_save_img if save_images is None else save_images
+        with rng_neutral():
+            _, loader, _ = build_dataloader(dcfg, is_train=False, seed=self.seed,
+                                            rank=self.rank, world_size=self.world_size)
+            for m in self.metrics.values():
+                m.reset()
+            self.model.eval()
+            for i, batch in enumerate(loader):
+                self.model.setup_input(batch)
+                with self._autocast():
+                    self.model.test_iter(metrics=self.metrics)
+                if save_images and self.is_main:
+                    self._save_test_images(i)
+            self.model.train()
+            for name, m in self.metrics.items():
+                results[name] = float(m.accumulate())
+        if self.is_main and results:
+            self.logger.info("validation at iter {}: {}".format(
+                self.iter, ", ".join(f"{k} {v:.4f}" for k, v in results.items())))
+            self.logger.jsonl({"iter": self.iter, "eval": results})
+            if self._tb is not None:
+                for k, v in results.items():
+                    self._tb.add_scalar(f"eval/{k}", v, self.iter)
+        return results
+
+    def _save_test_images(self, index):
+        from ..utils.visual import save_grid
+
+        for name, batch in self.model.visual_items.items():
+            if torch.is_tensor(batch) and batch.ndim == 4:
+                save_grid(batch.float().cpu(), os.path.join(self.run_dir, "eval", f"{index:05d}_{name}.png"),
+                          nrow=getattr(self.model, "samples_every_row", 8))
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # ---- main loops --------------------------------------------------------------------------
+    def evaluate(self):
+        """--evaluate-only: metrics over the test set, test images and sample grids."""
+        results = self.validate(save_images=True)
+        paths = self.save_visuals(folder="eval", tag="samples")
+        return results, paths
+
+    def train(self):
+        model, optimizers = self.model, self.optimizers
+        model.train()
+        total = self.total_iters
+        if self.iter >= total:
+            self.logger.info(f"nothing to do: already at iteration {self.iter} of {total}")
+            return self.last_checkpoint
+        bar = tqdm(total=total, initial=self.iter, disable=None if self.is_main and not self.quiet else True,
+                   dynamic_ncols=True, leave=False, file=sys.stderr)
+        window_t, window_n = time.time(), 0
+        try:
+            while self.iter < total:
+                self.epoch = self.iter // self.iters_per_epoch
+                self.train_sampler.set_epoch(self.epoch, self.iter % self.iters_per_epoch)
+                for batch in self.train_loader:
+                    if self.world_size > 1:
+                        self._broadcast_state()
+                    model.current_iter = self.iter
+                    model.setup_input(batch)
+                    with self._autocast():
+                        losses = model.train_iter(optimizers)
+                    if self.scaler is not None:
+                        self.scaler.update()
+                    for s in self.schedulers.values():
+                        s.step()
+                    self.iter += 1
+                    window_n += 1
+                    self._check_finite(losses)
+                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:4]}, refresh=False)
+                    self._periodic(losses, window_t, window_n)
+                    if self.log_interval and self.iter % self.log_interval == 0:
+                        window_t, window_n = time.time(), 0
+                    if self.iter >= total:
+                        break
+                else:
+                    if self.by_epoch and (self.epoch + 1) % self.snapshot_interval == 0 and self.iter < total:
+                        with rng_neutral():
+                            self.save_checkpoint()
+        finally:
+            bar.close()
+        self.epoch = max(0, (self.iter - 1) // self.iters_per_epoch)
+        with rng_neutral():
+            self.save_visuals()
+            path = self.save_checkpoint()
+        if self._tb is not None:
+            self._tb.close()
+        return path
+
+    def _periodic(self, losses, window_t, window_n):
+        it = self.iter
+        if self.log_interval and it % self.log_interval == 0:
+            lrs = {k: o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
+            speed = window_n / max(time.time() - window_t, 1e-9)
+            with rng_neutral():
+                self._log(losses, lrs, speed)
+        if self.visual_interval and it % self.visual_interval == 0 and it < self.total_iters:
+            self.save_visuals()
+        if self.val_interval and it % self.val_interval == 0 and self.metrics:
+            self.validate()
+        if not self.by_epoch and self.snapshot_interval and it % self.snapshot_interval == 0 and it < self.total_iters:
+            with rng_neutral():
+                self.save_checkpoint()
+
+    def _check_finite(self, losses):
+        for name, value in losses.items():
+            if not math.isfinite(value):
+                last = self.last_checkpoint or "none written yet"
+                raise NonFiniteLossError(f"loss '{name}' is {value} at iteration {self.iter}; stopped. "
+                                         f"Last good checkpoint: {last}")
+
+
+def write_json(path, obj):
+    from ..utils.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2))
