@@ -2,15 +2,13 @@
 import math
 import os
 
-import numpy as np
 import torch
-import yaml
 
 from ..engine import checkpoint as ckpt
 from ..models.generators import build_generator
 from ..utils.config import load_config
 from ..utils.errors import CheckpointError, PPGANError
-from ..utils.visual import make_grid, save_grid, tensor2img
+from ..utils.visual import save_grid
 from .base_predictor import BasePredictor
 
 
@@ -83,7 +81,7 @@ class GANPredictor(BasePredictor):
         unless `class_id` is given."""
         gen = torch.Generator().manual_seed(seed)
         z = self._latents(n, gen)
-        nrow = nrow or (self.n_class if self.n_class and class_id is None else 8)
+        nrow = nrow or (self.n_class if self.n_class and class_id is None else math.ceil(math.sqrt(n)))
         classes = None
         if self.n_class:
             self._check_class(class_id)
@@ -124,7 +122,7 @@ class GANPredictor(BasePredictor):
         if class_id is not None and not self.n_class:
             raise PPGANError("class_id given, but this generator is not class-conditional")
         samples, classes = self.generate(n, class_id, seed)
-        nrow = self.n_class if self.n_class and class_id is None else min(8, n) if n < 64 else int(math.sqrt(n))
+        nrow = self.n_class if self.n_class and class_id is None else math.ceil(math.sqrt(n))
         paths = {"samples": save_grid(samples, os.path.join(output, "samples.png"), nrow=nrow)}
         rows = min(self.n_class, 10) if self.n_class and class_id is None else 4
         strip = self.interpolate(rows=rows, steps=steps, class_id=class_id, seed=seed)
@@ -133,7 +131,5 @@ class GANPredictor(BasePredictor):
         if plane_imgs is not None:
             paths["latent_plane"] = save_grid(plane_imgs, os.path.join(output, "latent_plane.png"), nrow=plane,
                                               padding=0)
-        return {k: v if isinstance(v, str) else os.path.join(output, f"{k}.png") for k, v in paths.items()}
+        return paths
 
-
-__all__ = ["GANPredictor", "slerp", "make_grid", "tensor2img", "np", "yaml"]

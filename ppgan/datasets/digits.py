@@ -131,6 +131,9 @@ class DigitsDataset(BaseDataset):
         return_label (bool): add 'class_id' to each sample. Default: True.
         classes (list[int] | None): only these digits (labels keep the digit value).
             Default: all ten.
+        cache (bool): keep rendered images in memory (1 KB each at 32x32), so epochs after
+            the first skip the drawing. Per process: each loader worker has its own cache.
+            Default: False.
 
     Sample dict:
         img (Tensor): [C, H, W] float32, in [-1, 1] with the default transforms.
@@ -143,7 +146,7 @@ class DigitsDataset(BaseDataset):
     num_classes = 10
 
     def __init__(self, num_samples=10000, size=32, channels=1, seed=0, transforms=None, return_label=True,
-                 classes=None):
+                 classes=None, cache=False):
         if int(num_samples) < 1:
             raise ConfigError(f"DigitsDataset num_samples must be >= 1, got {num_samples}")
         if int(size) < 8:
@@ -167,6 +170,7 @@ class DigitsDataset(BaseDataset):
         if transforms is None:
             transforms = [{"name": "Normalize", "mean": [127.5], "std": [127.5]}]
         self.transforms = Compose(transforms)
+        self._cache = {} if cache else None
 
     def __len__(self):
         return self.num_samples
@@ -177,6 +181,14 @@ class DigitsDataset(BaseDataset):
 
     def image(self, index):
         """The raw image at `index`: [size, size, channels] uint8, before transforms."""
+        if self._cache is not None:
+            img = self._cache.get(index)
+            if img is None:
+                img = self._cache[index] = self._render(index)
+            return img
+        return self._render(index)
+
+    def _render(self, index):
         img = render_digit(self.label_of(index), self.size, np.random.default_rng([self.seed, index]))[..., None]
         return np.repeat(img, 3, axis=2) if self.channels == 3 else img
 

@@ -227,6 +227,18 @@ class Trainer:
                 if t.is_floating_point() or params:
                     dist.broadcast(t.data, src=0)
 
+    def _check_replicas(self):
+        """Every process must hold the same parameters after data-parallel training."""
+        flat = torch.cat([p.detach().float().reshape(-1) for net in self.model.nets.values()
+                          for p in net.parameters()])
+        ref = flat.clone()
+        dist.broadcast(ref, src=0)
+        diff = torch.tensor([(flat - ref).abs().max().item()], device=flat.device)
+        dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+        if diff.item() > 0:
+            raise PPGANError(f"data-parallel replicas diverged (max parameter difference {diff.item():.3g})")
+        self.logger.info(f"data-parallel: {self.world_size} processes, parameters identical on every process")
+
     # ---- checkpoints -----------------------------------------------------------------------
     def save_checkpoint(self):
         if not self.is_main:
@@ -395,6 +407,8 @@ class Trainer:
         finally:
             bar.close()
         self.epoch = max(0, (self.iter - 1) // self.iters_per_epoch)
+        if self.world_size > 1:
+            self._check_replicas()
         with rng_neutral():
             self.save_visuals()
             path = self.save_checkpoint()

@@ -86,3 +86,14 @@ def cam_reweight(x, gap_fc, gmp_fc):
     gap = x * gap_fc.weight[:, :, None, None]  # weight [1, C] -> [1, C, 1, 1]
     gmp = x * gmp_fc.weight[:, :, None, None]
     return torch.cat([gap, gmp], 1), torch.cat([gap_logit, gmp_logit], 1)
+
+
+def check_ugatit_input(x, light, img_size, multiple=4):
+    """U-GAT-IT generators keep the size only for H, W divisible by `multiple`; the full (not
+    light) variant's FC was sized for img_size x img_size inputs."""
+    h, w = x.shape[-2:]
+    if h % multiple or w % multiple:
+        raise ValueError(f"input H and W must be divisible by {multiple}, got {h}x{w}")
+    if not light and (h, w) != (img_size, img_size):
+        raise ValueError(f"light=False needs {img_size}x{img_size} inputs (img_size), got {h}x{w}; "
+                         "use light=True for other sizes")

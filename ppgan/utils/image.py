@@ -10,6 +10,11 @@ import os
 import cv2
 import numpy as np
 
+try:  # decoding errors are reported by us, in one line; keep OpenCV's own log quiet
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+except AttributeError:  # pragma: no cover - very old OpenCV
+    pass
+
 from .errors import DatasetError, PPGANError
 from .io import atomic_write_bytes
 

@@ -199,7 +199,8 @@ def convert_paddle_state_dict(model, pd_state, strict=True):
     for tname, ref in target.items():
         if tname not in out and tname.endswith("num_batches_tracked"):
             out[tname] = ref.clone()
-    missing = [k for k in target if k not in out]
+    shape_bad = {t for _, _, t, _ in mismatched}
+    missing = [k for k in target if k not in out and k not in shape_bad]
     report = {"missing": missing, "unexpected": unexpected, "mismatched": mismatched, "transposed": transposed}
     if strict and (missing or unexpected or mismatched):
         raise CheckpointError(format_diff(report, list(target), list(pd_state)))

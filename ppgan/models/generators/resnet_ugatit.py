@@ -7,7 +7,7 @@ Sub-module names follow PaddleGAN (`DownBlock.<i>`, `UpBlock1_<k>`, `UpBlock2.<i
 from torch import nn
 
 from ...modules.adaptive_norm import ILN, AdaILN
-from ...modules.blocks import ResnetBlock, build_translation_norm_layer, cam_reweight
+from ...modules.blocks import ResnetBlock, build_translation_norm_layer, cam_reweight, check_ugatit_input
 from .builder import GENERATORS
 
 
@@ -33,17 +33,6 @@ class ResnetAdaILNBlock(nn.Module):
         out = self.relu1(self.norm1(self.conv1(self.pad1(x)), gamma, beta))
         out = self.norm2(self.conv2(self.pad2(out)), gamma, beta)
         return out + x
-
-
-def check_ugatit_input(x, light, img_size, multiple=4):
-    """U-GAT-IT generators keep the size only for H, W divisible by `multiple`; the full (not
-    light) variant's FC was sized for img_size x img_size inputs."""
-    h, w = x.shape[-2:]
-    if h % multiple or w % multiple:
-        raise ValueError(f"input H and W must be divisible by {multiple}, got {h}x{w}")
-    if not light and (h, w) != (img_size, img_size):
-        raise ValueError(f"light=False needs {img_size}x{img_size} inputs (img_size), got {h}x{w}; "
-                         "use light=True for other sizes")
 
 
 @GENERATORS.register()

@@ -11,9 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...modules.adaptive_norm import LIN, AdaLIN
-from ...modules.blocks import ResnetBlock, cam_reweight
+from ...modules.blocks import ResnetBlock, cam_reweight, check_ugatit_input
 from .builder import GENERATORS
-from .resnet_ugatit import check_ugatit_input
 
 
 def _instance_norm(dim):

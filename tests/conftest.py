@@ -1,0 +1,60 @@
+"""Shared test helpers: tiny configs that train in a second on a CPU."""
+import copy
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+TINY_GAN = {
+    "total_iters": 6,
+    "output_dir": "output_dir",
+    "seed": 0,
+    "model": {
+        "name": "GANModel",
+        "generator": {"name": "DCGenerator", "norm_type": "batch", "input_nz": 8, "input_nc": 1,
+                      "output_nc": 1, "ngf": 4, "output_size": 16},
+        "discriminator": {"name": "DCDiscriminator", "norm_type": "batch", "ndf": 4, "input_nc": 1,
+                          "input_size": 16},
+        "gan_criterion": {"name": "GANLoss", "gan_mode": "vanilla"},
+    },
+    "dataset": {
+        "train": {"name": "digits", "num_samples": 40, "size": 16, "batch_size": 8},
+        "test": {"name": "digits", "num_samples": 16, "size": 16, "seed": 1, "batch_size": 8},
+    },
+    "lr_scheduler": {"name": "LinearDecay", "learning_rate": 0.0002, "start_epoch": 1, "decay_epochs": 2,
+                     "iters_per_epoch": 1},
+    "optimizer": {
+        "optimizer_G": {"name": "Adam", "net_names": ["netG"], "beta1": 0.5},
+        "optimizer_D": {"name": "Adam", "net_names": ["netD"], "beta1": 0.5},
+    },
+    "log_config": {"interval": 2, "visual_interval": 3},
+    "snapshot_config": {"interval": 2, "max_keep": 10},
+}
+
+
+@pytest.fixture
+def tiny_cfg():
+    return copy.deepcopy(TINY_GAN)
+
+
+def write_yaml(path, cfg):
+    import yaml
+
+    with open(path, "w") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False)
+    return str(path)
+
+
+def run_cli(args, cwd=None, env=None, timeout=300):
+    """Run a project script with the test interpreter; returns CompletedProcess (text)."""
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    full_env.update(env or {})
+    return subprocess.run([sys.executable] + list(args), cwd=cwd or ROOT, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
