@@ -94,10 +94,10 @@ class GANPredictor(BasePredictor):
         """`rows` strips of `steps` images walking between two random latents (slerp)."""
         gen = torch.Generator().manual_seed(seed + 1)
         a, b = self._latents(rows, gen), self._latents(rows, gen)
+        shape = a.shape[1:]
+        a, b = a.reshape(rows, -1), b.reshape(rows, -1)
         t = torch.linspace(0, 1, steps)
-        z = torch.stack([slerp(a, b, float(ti)) for ti in t], 1).reshape(rows * steps, -1)
-        if z.shape[-1] != a.shape[-1] or a.ndim != 2:
-            z = z.reshape(rows * steps, *a.shape[1:])
+        z = torch.stack([slerp(a, b, float(ti)) for ti in t], 1).reshape(rows * steps, *shape)
         classes = None
         if self.n_class:
             self._check_class(class_id)
