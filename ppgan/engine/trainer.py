@@ -173,6 +173,7 @@ class Trainer:
 
         self.iter, self.epoch = 0, 0
         self.last_checkpoint = None
+        self.step_times = None  # set to [] to record the end time of every iteration (benchmarks)
         if load:
             names = ckpt.load_weights(self.model, load)
             self.logger.info(f"loaded weights for {', '.join(names)} from {load}")
@@ -366,8 +367,7 @@ class Trainer:
         return results, paths
 
     def train(self):
-        model, optimizers = self.model, self.optimizers
-        model.train()
+        self.model.train()
         total = self.total_iters
         if self.iter >= total:
             self.logger.info(f"nothing to do: already at iteration {self.iter} of {total}")
@@ -380,19 +380,8 @@ class Trainer:
                 self.epoch = self.iter // self.iters_per_epoch
                 self.train_sampler.set_epoch(self.epoch, self.iter % self.iters_per_epoch)
                 for batch in self.train_loader:
-                    if self.world_size > 1:
-                        self._broadcast_state()
-                    model.current_iter = self.iter
-                    model.setup_input(batch)
-                    with self._autocast():
-                        losses = model.train_iter(optimizers)
-                    if self.scaler is not None:
-                        self.scaler.update()
-                    for s in self.schedulers.values():
-                        s.step()
-                    self.iter += 1
+                    losses = self.train_step(batch)
                     window_n += 1
-                    self._check_finite(losses)
                     bar.update(1)
                     bar.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:4]}, refresh=False)
                     self._periodic(losses, window_t, window_n)
@@ -415,6 +404,26 @@ class Trainer:
         if self._tb is not None:
             self._tb.close()
         return path
+
+    def train_step(self, batch):
+        """One iteration: feed, step the model under autocast, LR step, check the losses."""
+        if self.world_size > 1:
+            self._broadcast_state()
+        self.model.current_iter = self.iter
+        self.model.setup_input(batch)
+        with self._autocast():
+            losses = self.model.train_iter(self.optimizers)
+        if self.scaler is not None:
+            self.scaler.update()
+        for s in self.schedulers.values():
+            s.step()
+        self.iter += 1
+        self._check_finite(losses)
+        if self.step_times is not None:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.step_times.append(time.perf_counter())
+        return losses
 
     def _periodic(self, losses, window_t, window_n):
         it = self.iter

@@ -18,12 +18,15 @@ def build_norm_layer(norm_type="instance"):
     """Return a constructor `f(num_features) -> nn.Module` for `norm_type`.
 
     Args:
-        norm_type (str): 'batch' (BatchNorm2d, learnable affine, running stats),
+        norm_type (str): 'batch' (PaddleGAN's `BatchNorm(trainable_statistics=True)`: batch
+            statistics in train AND eval mode; running buffers kept for checkpoints),
             'instance' (InstanceNorm2d with fixed affine, no running stats),
             'spectral' (identity; spectral norm is applied to the conv instead), or 'none'.
     """
     if norm_type == "batch":
-        return nn.BatchNorm2d
+        from .batch_norm import TrainableStatsBatchNorm2d
+
+        return TrainableStatsBatchNorm2d
     if norm_type == "instance":
         return FrozenInstanceNorm2d
     if norm_type in ("none", "spectral"):

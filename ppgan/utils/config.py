@@ -2,6 +2,7 @@
 import copy
 import inspect
 import os
+import re
 
 import yaml
 
@@ -56,9 +57,23 @@ def validate_config(cfg):
     return cfg
 
 
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _floats(obj):
+    """YAML 1.1 (PyYAML) reads `1e-4` (no dot) as a string; read it as the float it means."""
+    if isinstance(obj, dict):
+        return {k: _floats(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_floats(v) for v in obj]
+    if isinstance(obj, str) and _FLOAT.match(obj):
+        return float(obj)
+    return obj
+
+
 def _parse_value(text):
     try:
-        return yaml.safe_load(text) if text != "" else ""
+        return _floats(yaml.safe_load(text)) if text != "" else ""
     except yaml.YAMLError as e:
         raise ConfigError(f"cannot parse override value {text!r}: {e.problem}") from None
 
@@ -143,6 +158,7 @@ def load_config(path, overrides=None):
         raise ConfigError(f"config file is empty: {path}")
     if not isinstance(cfg, dict):
         raise ConfigError(f"config {path} must be a YAML mapping at the top level")
+    cfg = _floats(cfg)
     apply_overrides(cfg, overrides)
     return validate_config(cfg)
 

@@ -13,6 +13,7 @@ from ppgan.utils.paddle_compat import load_paddle_state_dict
     ("dcgan_generator", GENERATORS, "DCGenerator"),
     ("dcgan_discriminator", DISCRIMINATORS, "DCDiscriminator"),
     ("cond_dcgan_generator", GENERATORS, "ConditionalDeepConvGenerator"),
+    ("pix2pix_nlayer_disc", DISCRIMINATORS, "NLayerDiscriminator"),
 ])
 def test_parity(fixture, registry, name):
     fx = Fixture(fixture)
@@ -24,8 +25,8 @@ def test_parity(fixture, registry, name):
     fx.assert_matches(out)
     # sensitivity: a wrong weight layout would not pass; perturbing a weight moves the output
     sd = fx.paddle_state_dict()
-    first = next(iter(sd))
-    sd[first] = sd[first] * 1.5
+    last = [k for k in sd if k.endswith(("weight", "bias"))][-1]  # (a first conv is undone by BN)
+    sd[last] = sd[last] * 1.5 + 0.1
     load_paddle_state_dict(net, sd)
     with torch.no_grad():
         moved = net(*fx.inputs)
@@ -84,3 +85,19 @@ def test_mlp_latent_plane_and_classic_nets():
     # the recipe's layers: dense to 16x16x128, 5x5, transposed 4x4 s2, two 5x5, 7x7
     convs = [m for m in cg.convs if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
     assert [m.kernel_size[0] for m in convs] == [5, 4, 5, 5, 7] and cg.dense[0].out_features == 128 * 16 * 16
+
+
+@pytest.mark.parametrize("norm_type", ["batch", "instance", "spectral", "none"])
+@pytest.mark.parametrize("n_layers, size", [(1, 16), (3, 40), (5, 130)])
+def test_nlayer_discriminator_other_arguments(norm_type, n_layers, size):
+    d = DISCRIMINATORS.build({"name": "NLayerDiscriminator", "input_nc": 2, "ndf": 4, "n_layers": n_layers,
+                              "norm_type": norm_type})
+    x = torch.randn(2, 2, size, size, requires_grad=True)
+    out = d(x)
+    side = size
+    for _ in range(n_layers):
+        side = (side + 2 - 4) // 2 + 1
+    side = side - 1 - 1  # two stride-1 4x4 convs with padding 1
+    assert out.shape == (2, 1, side, side)
+    out.mean().backward()
+    assert torch.isfinite(x.grad).all()

@@ -22,7 +22,8 @@ class DCDiscriminator(nn.Module):
         super().__init__()
         if input_size < 8 or input_size & (input_size - 1):
             raise ValueError(f"input_size must be a power of two >= 8, got {input_size}")
-        norm_layer = build_norm_layer(norm_type)
+        # PaddleGAN's batch branch uses plain BatchNorm2D (running stats in eval mode).
+        norm_layer = nn.BatchNorm2d if norm_type == "batch" else build_norm_layer(norm_type)
         n_down = int(math.log2(input_size)) - 2  # stride-2 convs down to 4x4
         # PaddleGAN quirk kept for checkpoint compatibility: the first conv has no bias; the
         # middle convs have one only with batch norm.

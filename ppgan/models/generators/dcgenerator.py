@@ -31,12 +31,13 @@ class DCGenerator(nn.Module):
         if output_size < 8 or output_size & (output_size - 1):
             raise ValueError(f"output_size must be a power of two >= 8, got {output_size}")
         self.input_nz = input_nz
-        norm_layer = build_norm_layer(norm_type)
+        # PaddleGAN's batch branch uses plain BatchNorm2D (running stats in eval mode).
+        norm_layer = nn.BatchNorm2d if norm_type == "batch" else build_norm_layer(norm_type)
         n_mid = int(math.log2(output_size)) - 3  # stride-2 blocks between the 4x4 seed and the last layer
         mult = 2 ** n_mid
         # PaddleGAN: use_bias is False for every norm_type (its partial() never equals BatchNorm2D).
         layers = [nn.ConvTranspose2d(input_nz, ngf * mult, 4, 1, 0, bias=False),
-                  nn.BatchNorm2d(ngf * mult) if norm_type == "batch" else norm_layer(ngf * mult), nn.ReLU()]
+                  norm_layer(ngf * mult), nn.ReLU()]
         for i in range(n_mid):
             m = 2 ** (n_mid - i)
             layers += [nn.ConvTranspose2d(ngf * m, ngf * m // 2, 4, 2, 1, bias=False),

@@ -191,7 +191,8 @@ class ResnetUGATITP2CGenerator(nn.Module):
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         if ngf <= 0 or ngf % 4:
-            raise ValueError(f"ngf must be a positive multiple of 4 (ConvBlock splits it in 1/2, 1/4, 1/4), got {ngf}")
+            raise ValueError(f"ngf must be a positive multiple of 4 (ConvBlock splits it 1/2, 1/4, 1/4), "
+                             f"got {ngf}")
         if not light and (img_size <= 0 or img_size % 16):
             raise ValueError(f"img_size must be a positive multiple of 16, got {img_size}")
         self.input_nc, self.output_nc, self.ngf = input_nc, output_nc, ngf
@@ -202,7 +203,8 @@ class ResnetUGATITP2CGenerator(nn.Module):
         n_down = 2
         for i in range(n_down):
             c = ngf * 2 ** i
-            down += [nn.ReflectionPad2d(1), nn.Conv2d(c, c * 2, 3, 2, bias=False), _instance_norm(c * 2), nn.ReLU()]
+            down += [nn.ReflectionPad2d(1), nn.Conv2d(c, c * 2, 3, 2, bias=False), _instance_norm(c * 2),
+                     nn.ReLU()]
         c = ngf * 2 ** n_down
         for i in range(n_blocks):
             setattr(self, f"EncodeBlock{i + 1}", ResnetBlock(c, "reflect", _instance_norm, use_bias=False))

@@ -1,0 +1,56 @@
+"""Config loading and overrides."""
+import pytest
+import yaml
+
+from ppgan.utils.config import apply_overrides, load_config
+from ppgan.utils.errors import ConfigError
+
+
+def test_every_shipped_config_loads_and_builds(tmp_path):
+    import glob
+    import os
+
+    from ppgan.models import build_model
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    paths = sorted(glob.glob(os.path.join(root, "configs", "*.yaml")))
+    assert len(paths) >= 9
+    for path in paths:
+        cfg = load_config(path)
+        model = build_model(cfg["model"])
+        assert "netG" in model.nets, path
+
+
+def test_override_types_and_paths(tiny_cfg):
+    cfg = apply_overrides(tiny_cfg, ["total_iters=12", "lr_scheduler.learning_rate=1e-3",
+                                     "model.generator.ngf=8", "amp=bf16", "dataset.train.batch_size=4",
+                                     "model.gan_criterion.label_smoothing=0.1"])
+    assert cfg["total_iters"] == 12 and cfg["lr_scheduler"]["learning_rate"] == 1e-3
+    assert cfg["model"]["generator"]["ngf"] == 8 and cfg["amp"] == "bf16"
+    assert cfg["dataset"]["train"]["batch_size"] == 4 and cfg["model"]["gan_criterion"]["label_smoothing"] == 0.1
+    with pytest.raises(ConfigError, match="'model.params' is not in the config"):
+        apply_overrides(tiny_cfg, ["model.params.disc_iters=2"])
+    with pytest.raises(ConfigError, match="expects a int"):
+        apply_overrides(tiny_cfg, ["model.generator.ngf=wide"])
+    with pytest.raises(ConfigError, match="did you mean total_iters"):
+        apply_overrides(tiny_cfg, ["total_iter=3"])
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    p = tmp_path / "evil.yaml"
+    p.write_text("total_iters: !!python/object/apply:os.system ['echo hi']\nmodel: {name: GANModel}\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(str(p))
+
+
+def test_validation_messages(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"model": {"name": "GANModel"}}))
+    with pytest.raises(ConfigError, match="total_iters' or 'epochs"):
+        load_config(str(p))
+    p.write_text(yaml.safe_dump({"total_iters": 1, "model": {"name": "GANModel"}, "amp": "fp8"}))
+    with pytest.raises(ConfigError, match="amp"):
+        load_config(str(p))
+    p.write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(str(p))

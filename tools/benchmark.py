@@ -1,0 +1,261 @@
+#!/usr/bin/env python
+"""Training (and inference) speed and peak memory of a config, beside a bare PyTorch loop.
+
+  python tools/benchmark.py -c configs/dcgan_digits.yaml --iters 50
+  python tools/benchmark.py -c configs/dcgan_digits.yaml --device cuda --batch-size 64 --amp bf16 --compile reduce-overhead
+
+"engine" is the real trainer loop (sampler, data loader, model.train_iter, LR schedulers, loss
+checks, logging) on batches pre-rendered into memory; "bare" is a hand-written PyTorch GAN loop
+of the same nets, losses, optimizers and batches (GAN models only). Both run in one process,
+interleaved in rounds, and the medians of per-round ms/iteration are compared.
+"""
+import argparse
+import copy
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class MemoryDataset:
+    """The first `n` samples of a dataset, rendered once and served from memory."""
+
+    def __init__(self, dataset, n):
+        from ppgan.datasets.base_dataset import BaseDataset  # noqa: F401
+
+        self.items = [dataset[(i % len(dataset), i)] for i in range(n)]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, key):
+        index = key[0] if isinstance(key, tuple) else key
+        return self.items[index]
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def build_trainer(cfg, args, run_dir):
+    from ppgan.engine import Trainer
+    from torch.utils.data import DataLoader
+
+    tr = Trainer(cfg, device=args.device, run_dir=run_dir, quiet=True)
+    batch = int(cfg["dataset"]["train"].get("batch_size", 1))
+    mem = MemoryDataset(tr.train_set, batch * args.batches)
+    tr.train_sampler.length = len(mem)
+    tr.train_sampler.num_samples = len(mem)
+    tr.train_loader = DataLoader(mem, batch_size=batch, sampler=tr.train_sampler, num_workers=0,
+                                 pin_memory=tr.device.type == "cuda")
+    tr.iters_per_epoch = tr.train_sampler.batches_per_epoch()
+    return tr, mem
+
+
+def engine_round(tr, iters):
+    import torch
+
+    tr.step_times = []
+    tr.total_iters = tr.iter + iters + 1
+    tr.snapshot_interval = tr.visual_interval = 0  # no file writes inside the timed loop
+    tr.val_interval = 0
+    save = tr.save_checkpoint, tr.save_visuals
+    tr.save_checkpoint, tr.save_visuals = (lambda *a, **k: None), (lambda *a, **k: [])
+    try:
+        tr.train()
+    finally:
+        tr.save_checkpoint, tr.save_visuals = save
+    t = tr.step_times
+    if tr.device.type == "cuda":
+        torch.cuda.synchronize()
+    return (t[-1] - t[0]) / (len(t) - 1) * 1000.0
+
+
+def bare_round(nets, opts, batches, gan_mode, latent_fn, cond, iters, device):
+    """A hand-written GAN step: D on fake.detach() and real, then G through a frozen D."""
+    import torch
+    import torch.nn.functional as F
+
+    g, d = nets
+    opt_g, opt_d = opts
+
+    def loss(pred, real):
+        if gan_mode == "vanilla":
+            return F.binary_cross_entropy_with_logits(pred, torch.full_like(pred, 1.0 if real else 0.0))
+        if gan_mode == "lsgan":
+            return F.mse_loss(pred, torch.full_like(pred, 1.0 if real else 0.0))
+        return -pred.mean() if real else pred.mean()
+
+    times = []
+    for i in range(iters + 1):
+        b = batches[i % len(batches)]
+        real = b["img"].to(device, non_blocking=True)
+        inputs = latent_fn(real.shape[0])
+        if cond:
+            inputs[1] = b["class_id"].to(device)
+        c = inputs[1:2] if cond else []
+        fake = g(*inputs)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d = (loss(d(fake.detach(), *c), False) + loss(d(real, *c), True)) * 0.5
+        loss_d.backward()
+        opt_d.step()
+        for p in d.parameters():
+            p.requires_grad_(False)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g = loss(d(fake, *c), True)
+        loss_g.backward()
+        opt_g.step()
+        for p in d.parameters():
+            p.requires_grad_(True)
+        float(loss_d), float(loss_g)  # the engine also reads its losses every step
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter())
+    return (times[-1] - times[0]) / iters * 1000.0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-c", "--config", required=True)
+    p.add_argument("-o", "--opt", action="append", default=[], help="config override, as in tools/main.py")
+    p.add_argument("--iters", type=int, default=50, help="timed iterations per round (default 50)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved engine/bare rounds (default 3)")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--batches", type=int, default=8, help="distinct batches kept in memory (default 8)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--amp", default=None, choices=["bf16", "fp16", "none"])
+    p.add_argument("--compile", default=None, help="torch.compile mode, e.g. default or reduce-overhead")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--no-bare", action="store_true", help="skip the bare PyTorch loop")
+    p.add_argument("--json", default=None, help="write the figures here as JSON")
+    args = p.parse_args(argv)
+
+    from ppgan.utils.errors import PPGANError, one_line
+
+    try:
+        import torch
+
+        from ppgan.engine.trainer import resolve_device
+        from ppgan.models.discriminators import build_discriminator
+        from ppgan.models.generators import build_generator
+        from ppgan.solver import build_optimizer
+        from ppgan.utils.config import load_config
+
+        cfg = load_config(args.config, args.opt)
+        if args.batch_size:
+            cfg["dataset"]["train"]["batch_size"] = args.batch_size
+        if args.amp:
+            cfg["amp"] = args.amp
+        if args.compile:
+            cfg["compile"] = args.compile
+        if args.channels_last:
+            cfg["channels_last"] = True
+        cfg["dataset"]["train"]["num_workers"] = 0
+        cfg.setdefault("log_config", {})["interval"] = 100
+        device = resolve_device(args.device)
+        with tempfile.TemporaryDirectory() as tmp:
+            tr, mem = build_trainer(copy.deepcopy(cfg), args, tmp)
+            model_cfg = cfg["model"]
+            is_gan = model_cfg["name"] in ("GANModel", "DCGANModel")
+            bare = None
+            if is_gan and not args.no_bare:
+                torch.manual_seed(0)
+                g = build_generator(model_cfg["generator"]).to(device)
+                d = build_discriminator(model_cfg["discriminator"]).to(device)
+                g.load_state_dict(tr.model.nets["netG"].state_dict())
+                d.load_state_dict(tr.model.nets["netD"].state_dict())
+                if cfg.get("channels_last") and device.type == "cuda":
+                    g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+                if cfg.get("compile"):
+                    mode = "default" if cfg["compile"] is True else cfg["compile"]
+                    g, d = torch.compile(g, mode=mode), torch.compile(d, mode=mode)
+                ocfg = cfg["optimizer"]
+                base_lr = (cfg.get("lr_scheduler") or {}).get("learning_rate")
+                og = next(o for o in ocfg.values() if "netG" in o["net_names"])
+                od = next(o for o in ocfg.values() if "netD" in o["net_names"])
+                opts = (build_optimizer(og, g.parameters(), base_lr), build_optimizer(od, d.parameters(), base_lr))
+                batches = [torch.utils.data.default_collate(mem.items[i:i + tr.train_loader.batch_size])
+                           for i in range(0, len(mem), tr.train_loader.batch_size)]
+                gen_net = tr.model.nets["netG"]
+
+                def latent_fn(n, _g=gen_net):
+                    z = _g.random_inputs(n, device=device)
+                    return list(z) if isinstance(z, (list, tuple)) else [z]
+
+                gan_mode = model_cfg["gan_criterion"]["gan_mode"]
+                cond = bool(getattr(gen_net, "n_class", 0))
+                amp_dtype = tr.amp_dtype
+
+                def run_bare(n):
+                    ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else torch.autograd.graph.saved_tensors_hooks(lambda x: x, lambda x: x)
+                    with ctx:
+                        return bare_round((g, d), opts, batches, gan_mode, latent_fn, cond, n, device)
+                bare = run_bare
+
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            engine_round(tr, args.warmup)
+            if bare:
+                bare(args.warmup)
+            eng, bar = [], []
+            for _ in range(args.rounds):
+                eng.append(engine_round(tr, args.iters))
+                if bare:
+                    bar.append(bare(args.iters))
+            result = {"config": args.config, "device": str(device), "torch": torch.__version__,
+                      "threads": torch.get_num_threads(),
+                      "batch_size": tr.train_loader.batch_size, "amp": cfg.get("amp"), "compile": cfg.get("compile"),
+                      "engine_ms_per_iter": statistics.median(eng), "engine_rounds_ms": eng}
+            if bar:
+                result["bare_ms_per_iter"] = statistics.median(bar)
+                result["bare_rounds_ms"] = bar
+                result["engine_overhead_pct"] = 100.0 * (result["engine_ms_per_iter"] / result["bare_ms_per_iter"] - 1)
+            # inference: generator forward on one batch
+            net_g = tr.model.nets["netG"].eval()
+            n = tr.train_loader.batch_size
+            with torch.no_grad():
+                for i in range(args.warmup + args.iters):
+                    if i == args.warmup:
+                        if device.type == "cuda":
+                            torch.cuda.synchronize()
+                        t0 = time.perf_counter()
+                    z = net_g.random_inputs(n, device=device)
+                    net_g(*(z if isinstance(z, (list, tuple)) else [z]))
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+            ms = (time.perf_counter() - t0) / args.iters * 1000.0
+            result["inference_ms_per_batch"] = ms
+            result["inference_images_per_s"] = n / ms * 1000.0
+            result["peak_rss_mb"] = peak_rss_mb()
+            if device.type == "cuda":
+                result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+        print(f"config {args.config} on {device} ({torch.get_num_threads()} threads, torch {torch.__version__}), "
+              f"batch {result['batch_size']}, amp {result['amp']}, compile {result['compile']}")
+        print(f"  train, engine : {result['engine_ms_per_iter']:.2f} ms/iter  (rounds: "
+              + ", ".join(f"{x:.2f}" for x in eng) + ")")
+        if bar:
+            print(f"  train, bare   : {result['bare_ms_per_iter']:.2f} ms/iter  (rounds: "
+                  + ", ".join(f"{x:.2f}" for x in bar) + ")")
+            print(f"  engine overhead: {result['engine_overhead_pct']:+.1f}%")
+        print(f"  inference     : {result['inference_ms_per_batch']:.2f} ms/batch, "
+              f"{result['inference_images_per_s']:.0f} images/s")
+        print(f"  peak memory   : {result['peak_rss_mb']:.0f} MB RSS"
+              + (f", {result['peak_cuda_mb']:.0f} MB CUDA" if "peak_cuda_mb" in result else ""))
+        if args.json:
+            from ppgan.utils.io import atomic_write_text
+
+            atomic_write_text(args.json, json.dumps(result, indent=2))
+        return 0
+    except (PPGANError, OSError, ValueError, KeyError) as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
