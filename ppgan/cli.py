@@ -6,7 +6,9 @@ import sys
 from . import __version__
 from .utils.errors import PPGANError, one_line
 
-EXAMPLES = """examples:
+EXAMPLES = """Errors are printed as one line; set PPGAN_DEBUG=1 for the full traceback.
+
+examples:
   python tools/main.py -c configs/dcgan_digits.yaml
   python tools/main.py -c configs/dcgan_digits.yaml -o total_iters=200 -o dataset.train.batch_size=32
   python tools/main.py -c configs/dcgan_digits.yaml --resume output_dir/dcgan_digits-.../iter_1000_checkpoint.pth
@@ -60,6 +62,8 @@ def run_train(argv=None, prog="tools/main.py"):
             print(f"last checkpoint: {path}")
         return 0
     except (PPGANError, KeyError, ValueError, OSError) as e:
+        if os.environ.get("PPGAN_DEBUG"):
+            raise
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2 if not isinstance(e, OSError) else 1
     except KeyboardInterrupt:

@@ -112,7 +112,7 @@ def bare_round(nets, opts, batches, gan_mode, latent_fn, cond, iters, device):
         opt_g.step()
         for p in d.parameters():
             p.requires_grad_(True)
-        float(loss_d), float(loss_g)  # the engine also reads its losses every step
+        float(loss_d.detach()), float(loss_g.detach())  # the engine also reads its losses every step
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter())

@@ -135,13 +135,22 @@ class GANModel(BaseModel):
     # ---- evaluation ----------------------------------------------------------------------
     @torch.no_grad()
     def test_iter(self, metrics=None):
+        """Generate a batch like the current real one; metrics get (fake, real), or
+        (fake, requested class ids) when they declare `needs_class_id`."""
         net_g = self.nets["netG"]
+        was_training = net_g.training
         net_g.eval()
-        self.fake = net_g(*self._g_inputs(self.real.shape[0]))
+        g_inputs = self._g_inputs(self.real.shape[0])
+        self.fake = net_g(*g_inputs)
+        net_g.train(was_training)
         self.visual_items["fake"] = self.fake
         self.visual_items["real"] = self.real
         for metric in (metrics or {}).values():
-            metric.update(self.fake, self.real)
+            if getattr(metric, "needs_class_id", False):
+                if self.n_class:
+                    metric.update(self.fake, g_inputs[1])
+            else:
+                metric.update(self.fake, self.real)
 
     @torch.no_grad()
     def visuals(self):

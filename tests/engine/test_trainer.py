@@ -141,3 +141,19 @@ def test_load_paddle_weights_into_model(tiny_cfg, tmp_path):
             if not k.endswith("num_batches_tracked"):
                 pk = k.replace("running_mean", "_mean").replace("running_var", "_variance")
                 assert torch.allclose(v, torch.from_numpy(paddle_like[name][pk]))
+
+
+def test_validation_with_metrics_during_training(tiny_cfg, tmp_path):
+    """A conditional GAN validated every 3 iterations with a digit classifier metric."""
+    tiny_cfg["model"]["generator"] = {"name": "ConditionalDeepConvGenerator", "latent_dim": 8, "output_nc": 1,
+                                      "size": 16, "ngf": 4, "n_class": 10}
+    tiny_cfg["model"]["discriminator"] = {"name": "NLayerDiscriminatorWithClassification", "input_nc": 1,
+                                          "n_class": 10, "ndf": 4, "n_layers": 2, "norm_type": "batch"}
+    tiny_cfg["validate"] = {"interval": 3, "metrics": {
+        "acc": {"name": "DigitAccuracy", "size": 16, "num_samples": 4000, "epochs": 3}}}
+    tr = Trainer(tiny_cfg, device="cpu", run_dir=str(tmp_path), quiet=True)
+    assert tr.metrics["acc"].classifier_accuracy > 0.9   # the judge itself learned digits
+    tr.train()
+    evals = [json.loads(line) for line in open(tmp_path / "log.jsonl") if '"eval"' in line]
+    assert [e["iter"] for e in evals] == [3, 6]
+    assert all(0.0 <= e["eval"]["acc"] <= 1.0 for e in evals)
