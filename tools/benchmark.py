@@ -174,7 +174,8 @@ def main(argv=None):
                     g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
                 if cfg.get("compile"):
                     mode = "default" if cfg["compile"] is True else cfg["compile"]
-                    g, d = torch.compile(g, mode=mode), torch.compile(d, mode=mode)
+                    g.compile(mode=mode)
+                    d.compile(mode=mode)
                 ocfg = cfg["optimizer"]
                 base_lr = (cfg.get("lr_scheduler") or {}).get("learning_rate")
                 og = next(o for o in ocfg.values() if "netG" in o["net_names"])
