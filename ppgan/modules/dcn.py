@@ -14,9 +14,9 @@ Reference semantics: `paddle.vision.ops.deform_conv2d` (what PaddleGAN's EDVR / 
     (i * stride_h - pad_h + ky * dil_h + dy, j * stride_w - pad_w + kx * dil_w + dx);
     corners outside the image contribute 0 (so a point outside (-1, H) x (-1, W) gives 0).
 
-`deform_conv2d(..., impl='torch')` samples with `F.grid_sample` one kernel tap at a time and
-accumulates `weight[:, :, k] @ samples`, so the largest temporary is [N, C, Ho, Wo] rather than
-the [N, C * K, Ho, Wo] column matrix (memory matters for EDVR on full video frames).
+`deform_conv2d(..., impl='torch')` samples with `F.grid_sample` and multiplies by the weights a few
+kernel taps at a time, accumulating `weight[:, :, taps] @ samples`: small maps take all taps in one
+matmul, large ones never hold more than ~64 MiB of sampled columns (EDVR on full video frames).
 `impl='torchvision'` calls `torchvision.ops.deform_conv2d`; `impl='auto'` uses it when torchvision
 imports and the pure path otherwise.
 """
@@ -37,6 +37,7 @@ except Exception as e:  # noqa: BLE001 - a broken torchvision install raises mor
     _TV_IMPORT_ERROR = e
 
 IMPLS = ("auto", "torch", "torchvision")
+_COLUMN_BUDGET = 1 << 24  # elements of sampled input held at once by the pure path (64 MiB float32)
 
 
 def _check_impl(impl):
@@ -115,16 +116,21 @@ def _deform_conv2d_torch(x, offset, weight, bias, stride, padding, dilation, mas
     if mask is not None:
         mask = mask.reshape(n, dg, 1, taps, ho * wo).to(x.dtype)
 
-    # out[n, o] = sum_k weight[o, :, k] @ (mask_k * sample_k), accumulated per tap (memory: one tap).
+    # out[n, o] = sum_k weight[o, :, k] @ (mask_k * sample_k), a few taps per matmul: as many as
+    # keep the sampled columns under _COLUMN_BUDGET elements (all nine for small maps).
     w_taps = weight.reshape(groups, out_c // groups, c_per_group, taps)     # [G, O/G, C/G, K]
+    chunk = max(1, min(taps, _COLUMN_BUDGET // max(1, n * c * ho * wo)))
     out = None
-    for k in range(taps):
-        s = F.grid_sample(xp, grid[:, k], mode="bilinear", padding_mode="zeros", align_corners=True)
-        s = s.reshape(n, dg, cg, ho * wo)                                     # [N, dg, C/dg, L]
+    for k0 in range(0, taps, chunk):
+        kc = min(chunk, taps - k0)
+        g = grid[:, k0:k0 + kc].reshape(n * dg, kc * ho, wo, 2)
+        s = F.grid_sample(xp, g, mode="bilinear", padding_mode="zeros", align_corners=True)
+        s = s.reshape(n, dg, cg, kc, ho * wo)                                 # [N, dg, C/dg, kc, L]
         if mask is not None:
-            s = s * mask[:, :, :, k]
-        s = s.reshape(n, groups, c_per_group, ho * wo)                        # [N, G, C/G, L]
-        y = torch.matmul(w_taps[..., k], s)                                   # [N, G, O/G, L]
+            s = s * mask[:, :, :, k0:k0 + kc]
+        s = s.reshape(n, groups, c_per_group * kc, ho * wo)                   # [N, G, C/G * kc, L]
+        wk = w_taps[..., k0:k0 + kc].reshape(groups, out_c // groups, c_per_group * kc)
+        y = torch.matmul(wk, s)                                               # [N, G, O/G, L]
         out = y if out is None else out + y
     out = out.reshape(n, out_c, ho, wo)
     if bias is not None:

@@ -17,3 +17,7 @@ from .resnet_ugatit import ResnetUGATITGenerator
 from .resnet_ugatit_p2c import ResnetUGATITP2CGenerator
 
 __all__ += ["UnetGenerator", "ResnetGenerator", "ResnetUGATITGenerator", "ResnetUGATITP2CGenerator"]
+from .edvr import EDVRNet
+from .basicvsr import BasicVSRNet
+
+__all__ += ["EDVRNet", "BasicVSRNet"]
