@@ -105,6 +105,7 @@ class Trainer:
         val = cfg.get("validate") or {}
         self.val_interval = int(val.get("interval", 0) or 0)
         self.val_save_img = bool(val.get("save_img", False))
+        self.val_at_start = bool(val.get("at_start", False))  # a "before" measurement and grid
 
         # ---- run folder ------------------------------------------------------------------
         if resume:
@@ -377,6 +378,10 @@ class Trainer:
         bar = tqdm(total=total, initial=self.iter, disable=None if self.is_main and not self.quiet else True,
                    dynamic_ncols=True, leave=False, file=sys.stderr)
         window_t, window_n = time.time(), 0
+        if self.val_at_start and self.iter == 0:
+            if self.metrics:
+                self.validate()
+            self.save_visuals()
         try:
             while self.iter < total:
                 self.epoch = self.iter // self.iters_per_epoch

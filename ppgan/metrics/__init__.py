@@ -1,5 +1,6 @@
 from .builder import METRICS, build_metric
 from .digit_accuracy import DigitAccuracy
-from .psnr_ssim import PSNR, SSIM, calculate_psnr, calculate_ssim
+from .psnr_ssim import MAE, PSNR, SSIM, calculate_mae, calculate_psnr, calculate_ssim
 
-__all__ = ["METRICS", "build_metric", "PSNR", "SSIM", "calculate_psnr", "calculate_ssim", "DigitAccuracy"]
+__all__ = ["METRICS", "build_metric", "PSNR", "SSIM", "MAE", "calculate_psnr", "calculate_ssim", "calculate_mae",
+           "DigitAccuracy"]

@@ -257,3 +257,28 @@ class SSIM(PSNR):
 
     def name(self):
         return "SSIM"
+
+
+def calculate_mae(img1, img2, crop_border, input_order="HWC", test_y_channel=False):
+    """Mean absolute error in grey levels (images in [0, 255]), with PSNR's cropping rules."""
+    if img1.shape != img2.shape:
+        raise ValueError(f"image shapes differ: {img1.shape} vs {img2.shape}")
+    a = reorder_image(np.asarray(img1, dtype=np.float64), input_order)
+    b = reorder_image(np.asarray(img2, dtype=np.float64), input_order)
+    if crop_border:
+        a, b = a[crop_border:-crop_border, crop_border:-crop_border], b[crop_border:-crop_border, crop_border:-crop_border]
+    if test_y_channel:
+        a, b = to_y_channel(a), to_y_channel(b)
+    return float(np.abs(a - b).mean())
+
+
+@METRICS.register()
+class MAE(PSNR):
+    """Mean absolute error (0-255 grey levels) over a set; lower is better. Same arguments as PSNR."""
+
+    @staticmethod
+    def _measure(img1, img2, crop_border, input_order, test_y_channel):
+        return calculate_mae(img1, img2, crop_border, input_order, test_y_channel)
+
+    def name(self):
+        return "MAE"

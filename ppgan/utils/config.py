@@ -21,7 +21,7 @@ TOP_LEVEL = {
 SECTIONS = {
     "log_config": {"interval", "visiual_interval", "visual_interval", "save_samples"},
     "snapshot_config": {"interval", "max_keep", "by_epoch"},
-    "validate": {"interval", "save_img", "metrics", "by_epoch"},
+    "validate": {"interval", "save_img", "metrics", "by_epoch", "at_start"},
 }
 AMP_MODES = (None, False, "none", "bf16", "fp16")
 

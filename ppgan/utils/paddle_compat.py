@@ -7,7 +7,8 @@ other global.
 
 Paddle -> PyTorch differences handled by the converter, found per tensor from the target
 module (not from names alone):
-  * `nn.Linear` weights are `[in, out]` in Paddle: transposed.
+  * `nn.Linear` weights are `[in, out]` in Paddle: transposed (also a spectral-normed Linear's
+    `weight_orig`, e.g. the U-GAT-IT discriminator's `gap_fc`).
   * BatchNorm buffers `_mean` / `_variance` -> `running_mean` / `running_var`;
     PyTorch's `num_batches_tracked` (absent in Paddle) keeps the module's own value.
   * InstanceNorm/LayerNorm `scale` -> `weight`.
@@ -186,7 +187,7 @@ def convert_paddle_state_dict(model, pd_state, strict=True):
         ref = target[tname]
         t = torch.from_numpy(np.ascontiguousarray(arr))
         module = _module_of(model, tname)
-        if t.ndim == 2 and tname.endswith("weight") and module is not None and _is_linear(module):
+        if t.ndim == 2 and tname.endswith(("weight", "weight_orig")) and module is not None and _is_linear(module):
             t = t.t().contiguous()
             transposed.append(tname)
         if tuple(t.shape) != tuple(ref.shape):

@@ -4,3 +4,6 @@ from .pixel_loss import CharbonnierLoss, L1Loss, MSELoss
 
 __all__ = ["CRITERIONS", "build_criterion", "GANLoss", "gradient_penalty", "r1_penalty",
            "L1Loss", "MSELoss", "CharbonnierLoss"]
+from .pixel_loss import BCEWithLogitsLoss
+
+__all__ += ["BCEWithLogitsLoss"]

@@ -51,3 +51,13 @@ class CharbonnierLoss(_PixelLoss):
 
     def forward(self, pred, target, **kwargs):
         return self.loss_weight * charbonnier_loss(pred, target, self.eps, self.reduction)
+
+
+@CRITERIONS.register()
+class BCEWithLogitsLoss(_PixelLoss):
+    """loss_weight * BCE(sigmoid(pred), target) on raw logits (reduction 'mean' | 'sum' | 'none');
+    U-GAT-IT's CAM loss. Computed in float32 (safe under autocast)."""
+
+    def forward(self, pred, target, **kwargs):
+        return self.loss_weight * F.binary_cross_entropy_with_logits(pred.float(), target.float(),
+                                                                     reduction=self.reduction)

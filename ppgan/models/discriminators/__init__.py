@@ -6,3 +6,6 @@ from .nlayers import NLayerDiscriminator, NLayerDiscriminatorWithClassification
 
 __all__ = ["DISCRIMINATORS", "build_discriminator", "DCDiscriminator", "NLayerDiscriminator",
            "NLayerDiscriminatorWithClassification", "MLPDiscriminator", "ClassicDCDiscriminator"]
+from .discriminator_ugatit import UGATITDiscriminator
+
+__all__ += ["UGATITDiscriminator"]

@@ -1,0 +1,131 @@
+"""Image-translation demo data made from the real photos shipped inside scikit-image.
+
+No files to download: `skimage.data` carries a handful of colour photos. Crops of them form
+two demo tasks:
+  * 'edges2photo' (paired, pix2pix): A = Canny edges of a crop, B = the crop;
+  * 'photo2poster' (unpaired, CycleGAN): A = a crop, B = a posterised, hue-rotated crop.
+    Training pairs A and B from *different* crops (unpaired); the test split pairs every
+    held-out crop with its true translation, so the held-out error is measurable.
+Some photos are held out of training entirely (`test` split) to measure generalisation.
+"""
+import cv2
+import numpy as np
+
+from ..utils.errors import ConfigError
+from .base_dataset import BaseDataset, to_chw_tensor
+from .builder import DATASETS
+
+TRAIN_PHOTOS = ("astronaut", "chelsea", "hubble_deep_field", "immunohistochemistry", "retina")
+TEST_PHOTOS = ("coffee", "rocket")
+TASKS = ("edges2photo", "photo2poster")
+
+_PHOTO_CACHE = {}
+
+
+def load_photo(name, scale):
+    """An RGB uint8 photo from skimage.data, resized by `scale` (cached per process)."""
+    key = (name, scale)
+    if key not in _PHOTO_CACHE:
+        import skimage.data
+
+        try:
+            img = getattr(skimage.data, name)()
+        except Exception as e:  # a photo that skimage would have to download
+            raise ConfigError(f"scikit-image photo '{name}' is not available offline: {e}") from None
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        img = np.ascontiguousarray(img[..., :3])
+        if scale != 1:
+            h, w = img.shape[:2]
+            img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        _PHOTO_CACHE[key] = img
+    return _PHOTO_CACHE[key]
+
+
+def edges(img):
+    """Canny edges of an RGB uint8 image as a 3-channel white-on-black uint8 image."""
+    gray = cv2.GaussianBlur(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), (3, 3), 0)
+    e = cv2.Canny(gray, 60, 150)
+    return np.repeat(e[..., None], 3, axis=2)
+
+
+def posterize(img, levels=4, hue_shift=60):
+    """The 'poster' domain: hue rotated by `hue_shift` degrees, then `levels` per channel."""
+    hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + hue_shift // 2) % 180  # OpenCV hue is 0..179
+    rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB).astype(np.float32)
+    step = 255.0 / (levels - 1)
+    return (np.round(rgb / step) * step).clip(0, 255).astype(np.uint8)
+
+
+@DATASETS.register()
+class EmbeddedPhotoDataset(BaseDataset):
+    """Crops of scikit-image's photos for the translation demos.
+
+    Args:
+        task (str): 'edges2photo' (paired) or 'photo2poster' (unpaired in training).
+        split (str): 'train' (random crops and flips of the training photos) or 'test'
+            (a fixed grid of crops of the held-out photos, always paired).
+        size (int): crop side in pixels (default 64).
+        scale (float): photos are resized by this factor before cropping (default 0.5).
+        num_samples (int): length of the train split (default 1000).
+        photos (list[str] | None): override the photos of the split.
+        per_photo (int): test crops per photo, on a regular grid (default 8).
+
+    Sample dict: 'A', 'B' float32 [3, size, size] in [-1, 1]; 'A_path', 'B_path' (str labels
+    such as 'skimage:coffee@40,96').
+    """
+
+    def __init__(self, task="edges2photo", split="train", size=64, scale=0.5, num_samples=1000, photos=None,
+                 per_photo=8):
+        if task not in TASKS:
+            raise ConfigError(f"EmbeddedPhotoDataset task must be one of {', '.join(TASKS)}; got {task!r}")
+        if split not in ("train", "test"):
+            raise ConfigError(f"EmbeddedPhotoDataset split must be 'train' or 'test'; got {split!r}")
+        self.task, self.split, self.size, self.scale = task, split, int(size), float(scale)
+        self.photos = tuple(photos) if photos else (TRAIN_PHOTOS if split == "train" else TEST_PHOTOS)
+        self.images = [load_photo(p, self.scale) for p in self.photos]
+        for name, img in zip(self.photos, self.images):
+            if min(img.shape[:2]) < self.size:
+                raise ConfigError(f"photo '{name}' at scale {self.scale} is smaller than the crop size {self.size}")
+        if split == "test":
+            self.crops = [(i, y, x) for i, img in enumerate(self.images) for y, x in self._grid(img, per_photo)]
+        self.num_samples = int(num_samples) if split == "train" else len(self.crops)
+
+    def _grid(self, img, n):
+        h, w = img.shape[:2]
+        rows = max(1, int(np.sqrt(n * h / w)))
+        cols = max(1, -(-n // rows))
+        ys = np.linspace(0, h - self.size, rows).astype(int)
+        xs = np.linspace(0, w - self.size, cols).astype(int)
+        return [(int(y), int(x)) for y in ys for x in xs][:n]
+
+    def __len__(self):
+        return self.num_samples
+
+    def _random_crop(self, index, rng):
+        i = index % len(self.images)
+        img = self.images[i]
+        y = int(rng.integers(0, img.shape[0] - self.size + 1))
+        x = int(rng.integers(0, img.shape[1] - self.size + 1))
+        crop = img[y:y + self.size, x:x + self.size]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        return np.ascontiguousarray(crop), f"skimage:{self.photos[i]}@{y},{x}"
+
+    def get_item(self, index, rng):
+        if self.split == "test":
+            i, y, x = self.crops[index]
+            crop = self.images[i][y:y + self.size, x:x + self.size]
+            name = f"skimage:{self.photos[i]}@{y},{x}"
+            other, other_name = crop, name
+        else:
+            crop, name = self._random_crop(index, rng)
+            other, other_name = (crop, name) if self.task == "edges2photo" else \
+                self._random_crop(int(rng.integers(0, 1 << 30)), rng)
+        if self.task == "edges2photo":
+            a, b = edges(crop), crop
+        else:
+            a, b = crop, posterize(other)
+        to = lambda im: to_chw_tensor(im.astype(np.float32) / 127.5 - 1.0)  # noqa: E731
+        return {"A": to(a), "B": to(b), "A_path": name, "B_path": other_name}
