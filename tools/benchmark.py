@@ -217,17 +217,23 @@ def main(argv=None):
                 result["bare_ms_per_iter"] = statistics.median(bar)
                 result["bare_rounds_ms"] = bar
                 result["engine_overhead_pct"] = 100.0 * (result["engine_ms_per_iter"] / result["bare_ms_per_iter"] - 1)
-            # inference: generator forward on one batch
-            net_g = tr.model.nets["netG"].eval()
+            # inference: the generator on one batch (GANs: fresh latents; others: test_iter)
             n = tr.train_loader.batch_size
+            batch = torch.utils.data.default_collate(mem.items[:n])
+            gen_net = tr.model.nets.get("netG")
+            tr.model.eval()
             with torch.no_grad():
                 for i in range(args.warmup + args.iters):
                     if i == args.warmup:
                         if device.type == "cuda":
                             torch.cuda.synchronize()
                         t0 = time.perf_counter()
-                    z = net_g.random_inputs(n, device=device)
-                    net_g(*(z if isinstance(z, (list, tuple)) else [z]))
+                    if gen_net is not None and hasattr(gen_net, "random_inputs"):
+                        z = gen_net.random_inputs(n, device=device)
+                        gen_net(*(z if isinstance(z, (list, tuple)) else [z]))
+                    else:
+                        tr.model.setup_input(batch)
+                        tr.model.test_iter()
                 if device.type == "cuda":
                     torch.cuda.synchronize()
             ms = (time.perf_counter() - t0) / args.iters * 1000.0

@@ -15,6 +15,7 @@ from .builder import MODELS
 from .criterions.builder import build_criterion
 from .discriminators.builder import build_discriminator
 from .generators.builder import build_generator
+from ..utils.inference import padded_forward
 from .translation_base import TranslationModel
 
 G_NAMES = ("netG_A", "netG_B")
@@ -132,11 +133,11 @@ class CycleGANModel(TranslationModel):
         self.fake_A = self.fake_B = self.rec_A = self.rec_B = None
         with self.eval_mode(*G_NAMES):
             if self.real_A is not None:
-                self.fake_B = G_A(self.real_A)
-                self.rec_A = G_B(self.fake_B)
+                self.fake_B = padded_forward(G_A, self.real_A)
+                self.rec_A = padded_forward(G_B, self.fake_B)
             if self.real_B is not None:
-                self.fake_A = G_B(self.real_B)
-                self.rec_B = G_A(self.fake_A)
+                self.fake_A = padded_forward(G_B, self.real_B)
+                self.rec_B = padded_forward(G_A, self.fake_A)
         self._set_visuals()
         self.update_metrics(metrics, self.fake_B, self.real_B)
 

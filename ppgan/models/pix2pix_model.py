@@ -14,6 +14,7 @@ from .builder import MODELS
 from .criterions.builder import build_criterion
 from .discriminators.builder import build_discriminator
 from .generators.builder import build_generator
+from ..utils.inference import padded_forward
 from .translation_base import TranslationModel
 
 
@@ -86,6 +87,6 @@ class Pix2PixModel(TranslationModel):
     def test_iter(self, metrics=None):
         """fake_B = G(real_A) in eval mode; metrics get (fake_B, real_B) when real_B is given."""
         with self.eval_mode("netG"):
-            self.fake_B = self.nets["netG"](self._source())
+            self.fake_B = padded_forward(self.nets["netG"], self._source())
         self._set_visuals()
         self.update_metrics(metrics, self.fake_B, self.real_B)

@@ -13,6 +13,7 @@ from .builder import MODELS
 from .criterions.builder import build_criterion
 from .discriminators.builder import build_discriminator
 from .generators.builder import build_generator
+from ..utils.inference import padded_forward
 from .translation_base import TranslationModel
 
 G_NAMES = ("genA2B", "genB2A")
@@ -171,8 +172,8 @@ class UGATITModel(TranslationModel):
         self.fake_A2B = self.fake_B2A = None
         with self.eval_mode(*G_NAMES):
             if self.real_A is not None:
-                self.fake_A2B = self.nets["genA2B"](self.real_A)[0]
+                self.fake_A2B = padded_forward(self.nets["genA2B"], self.real_A)[0]
             if self.real_B is not None:
-                self.fake_B2A = self.nets["genB2A"](self.real_B)[0]
+                self.fake_B2A = padded_forward(self.nets["genB2A"], self.real_B)[0]
         self._set_visuals()
         self.update_metrics(metrics, self.fake_A2B, self.real_B)

@@ -139,3 +139,23 @@ def test_cyclegan_resume_is_exact_with_the_image_pool(tmp_path):
     for net in a:
         for k in a[net]:
             assert torch.equal(a[net][k], b[net][k]), f"{net}.{k} differs after resume"
+
+
+@pytest.mark.parametrize("case", sorted(MODELS))
+def test_evaluate_only_on_odd_sized_images(case, tmp_path):
+    """Inference on images whose size is not a multiple of the net's stride: padded and cropped
+    back, so every translated image has its input's size."""
+    import cv2
+
+    cfg = make_cfg(case, tmp_path)
+    folder = tmp_path / "odd"
+    os.makedirs(folder)
+    rng = np.random.default_rng(5)
+    imwrite(str(folder / "a.png"), rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    cfg["dataset"]["test"] = {"name": "SingleDataset", "dataroot": str(folder), "batch_size": 1,
+                              "key": "B" if cfg["model"].get("direction") == "b2a" else "A"}
+    ev = Trainer(cfg, device="cpu", evaluate_only=True, run_dir=str(tmp_path / "ev"), quiet=True)
+    ev.evaluate()
+    fake = MODELS[case][3]
+    out = cv2.imread(str(tmp_path / "ev" / "eval" / f"00000_{fake}.png"))
+    assert out.shape[:2] == (2 + 37 + 2, 2 + 53 + 2)  # one image in the grid, padding 2

@@ -32,6 +32,7 @@ class ResnetGenerator(nn.Module):
     def __init__(self, input_nc, output_nc, ngf=64, norm_type="instance", use_dropout=False, n_blocks=6,
                  padding_type="reflect"):
         super().__init__()
+        self.size_multiple = 4  # two stride-2 downsamplings (see ppgan.utils.inference)
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         pad_layer(padding_type, 1)  # validates padding_type

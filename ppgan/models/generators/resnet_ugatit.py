@@ -60,6 +60,8 @@ class ResnetUGATITGenerator(nn.Module):
     def __init__(self, input_nc, output_nc, ngf=64, n_blocks=6, img_size=256, light=False,
                  norm_type="instance"):
         super().__init__()
+        self.size_multiple = 4  # two stride-2 downsamplings; the full model takes one size only
+        self.fixed_input_size = None if light else (img_size, img_size)
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         if not light and (img_size <= 0 or img_size % 4):

@@ -188,6 +188,8 @@ class ResnetUGATITP2CGenerator(nn.Module):
 
     def __init__(self, input_nc=3, output_nc=3, ngf=32, img_size=256, n_blocks=4, light=True):
         super().__init__()
+        self.size_multiple = 16  # the hourglass blocks halve the size four times
+        self.min_input_size = 32  # ...and their innermost reflection pads need 2 pixels
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         if ngf <= 0 or ngf % 4:

@@ -72,6 +72,7 @@ class UnetGenerator(nn.Module):
 
     def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm_type="batch", use_dropout=False):
         super().__init__()
+        self.size_multiple = 2 ** num_downs  # H, W needed by the encoder (see ppgan.utils.inference)
         if num_downs < 5:
             raise ValueError(f"num_downs must be >= 5, got {num_downs}")
         self.num_downs = num_downs
