@@ -4,7 +4,7 @@ import os
 import sys
 
 from . import __version__
-from .utils.errors import PPGANError, one_line
+from .utils.errors import USER_ERRORS, PPGANError, report
 
 EXAMPLES = """Errors are printed as one line; set PPGAN_DEBUG=1 for the full traceback.
 
@@ -39,8 +39,6 @@ def run_train(argv=None, prog="tools/main.py"):
     """Entry point of tools/main.py: returns the exit code."""
     args = train_parser(prog).parse_args(argv)
     try:
-        import torch  # noqa: F401
-
         from .engine.trainer import Trainer
         from .utils.config import load_config
 
@@ -61,11 +59,8 @@ def run_train(argv=None, prog="tools/main.py"):
             print(f"run folder: {trainer.run_dir}")
             print(f"last checkpoint: {path}")
         return 0
-    except (PPGANError, KeyError, ValueError, OSError) as e:
-        if os.environ.get("PPGAN_DEBUG"):
-            raise
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return 2 if not isinstance(e, OSError) else 1
+    except USER_ERRORS as e:
+        return report(e, code=1 if isinstance(e, OSError) else 2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

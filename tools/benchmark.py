@@ -26,8 +26,6 @@ class MemoryDataset:
     """The first `n` samples of a dataset, rendered once and served from memory."""
 
     def __init__(self, dataset, n):
-        from ppgan.datasets.base_dataset import BaseDataset  # noqa: F401
-
         self.items = [dataset[(i % len(dataset), i)] for i in range(n)]
 
     def __len__(self):
@@ -136,7 +134,7 @@ def main(argv=None):
     p.add_argument("--json", default=None, help="write the figures here as JSON")
     args = p.parse_args(argv)
 
-    from ppgan.utils.errors import PPGANError, one_line
+    from ppgan.utils.errors import USER_ERRORS, report
 
     try:
         import torch
@@ -259,9 +257,8 @@ def main(argv=None):
 
             atomic_write_text(args.json, json.dumps(result, indent=2))
         return 0
-    except (PPGANError, OSError, ValueError, KeyError) as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as e:
+        return report(e)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def main(argv=None):
     p.add_argument("-c", "--config", default=None, help="ppgan/PaddleGAN config of the model (exact conversion)")
     p.add_argument("--key", default=None, help="convert only this sub-dict of a nested checkpoint (e.g. netG)")
     args = p.parse_args(argv)
-    from ppgan.utils.errors import PPGANError, one_line
+    from ppgan.utils.errors import USER_ERRORS, PPGANError, report
 
     try:
         from ppgan.engine import checkpoint as ckpt
@@ -69,9 +69,8 @@ def main(argv=None):
         ckpt.save(out, args.output)
         print(f"wrote {args.output}")
         return 0
-    except (PPGANError, OSError, ValueError, KeyError) as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as e:
+        return report(e)
 
 
 if __name__ == "__main__":

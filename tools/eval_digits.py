@@ -22,11 +22,9 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=3, help="classifier training epochs (default 3)")
     p.add_argument("--json", default=None, help="also write the result as JSON here")
     args = p.parse_args(argv)
-    from ppgan.utils.errors import PPGANError, one_line
+    from ppgan.utils.errors import USER_ERRORS, PPGANError, report
 
     try:
-        import torch
-
         from ppgan.apps import GANPredictor
         from ppgan.metrics.digit_accuracy import classify_accuracy, train_digit_classifier
 
@@ -54,9 +52,8 @@ def main(argv=None):
 
             atomic_write_text(args.json, json.dumps(result, indent=2))
         return 0
-    except (PPGANError, OSError, ValueError, KeyError) as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as e:
+        return report(e)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=10, help="interpolation steps (default 10)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = p.parse_args(argv)
-    from ppgan.utils.errors import PPGANError, one_line
+    from ppgan.utils.errors import USER_ERRORS, report
 
     if args.n < 1 or args.steps < 2:
         print("error: --n must be >= 1 and --steps >= 2", file=sys.stderr)
@@ -39,9 +39,8 @@ def main(argv=None):
         for name, path in paths.items():
             print(f"{name}: {path}")
         return 0
-    except (PPGANError, OSError, ValueError, KeyError) as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as e:
+        return report(e)
 
 
 if __name__ == "__main__":

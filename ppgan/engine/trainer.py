@@ -174,6 +174,7 @@ class Trainer:
 
         self.iter, self.epoch = 0, 0
         self.last_checkpoint = None
+        self._first_test_visuals = None
         self.step_times = None  # set to [] to record the end time of every iteration (benchmarks)
         if load:
             names = ckpt.load_weights(self.model, load)
@@ -335,6 +336,9 @@ class Trainer:
                 self.model.setup_input(batch)
                 with self._autocast():
                     self.model.test_iter(metrics=self.metrics)
+                if i == 0:
+                    self._first_test_visuals = {k: v.detach().float().cpu() for k, v in
+                                                self.model.visual_items.items() if torch.is_tensor(v) and v.ndim == 4}
                 if save_images and self.is_main:
                     self._save_test_images(i)
             self.model.train()
@@ -352,10 +356,29 @@ class Trainer:
     def _save_test_images(self, index):
         from ..utils.visual import save_grid
 
+        folder = os.path.join(self.run_dir, "eval") if self.evaluate_only else \
+            os.path.join(self.run_dir, "eval", f"iter_{self.iter:07d}")
         for name, batch in self.model.visual_items.items():
             if torch.is_tensor(batch) and batch.ndim == 4:
-                save_grid(batch.float().cpu(), os.path.join(self.run_dir, "eval", f"{index:05d}_{name}.png"),
+                save_grid(batch.float().cpu(), os.path.join(folder, f"{index:05d}_{name}.png"),
                           nrow=getattr(self.model, "samples_every_row", 8))
+
+    def save_before_after(self, before, after, max_images=8):
+        """One grid comparing the first test batch before and after training: a row per image
+        kind (inputs and targets once, every generated kind before, then after)."""
+        from ..utils.visual import save_grid
+
+        rows = []
+        for name, after_batch in after.items():
+            if name.startswith("fake") and name in before:
+                rows += [before[name][:max_images], after_batch[:max_images]]
+            elif not name.startswith(("fake", "rec")):
+                rows.append(after_batch[:max_images])
+        n = min(r.shape[0] for r in rows)
+        if any(r.shape[1:] != rows[0].shape[1:] for r in rows):
+            return None
+        path = os.path.join(self.run_dir, "before_after.png")
+        return save_grid(torch.cat([r[:n] for r in rows]), path, nrow=n)
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -378,9 +401,12 @@ class Trainer:
         bar = tqdm(total=total, initial=self.iter, disable=None if self.is_main and not self.quiet else True,
                    dynamic_ncols=True, leave=False, file=sys.stderr)
         window_t, window_n = time.time(), 0
+        before = None
         if self.val_at_start and self.iter == 0:
+            self._first_test_visuals = None
             if self.metrics:
                 self.validate()
+            before = self._first_test_visuals
             self.save_visuals()
         try:
             while self.iter < total:
@@ -408,6 +434,12 @@ class Trainer:
         with rng_neutral():
             self.save_visuals()
             path = self.save_checkpoint()
+            if before and self.is_main:
+                if not (self.val_interval and self.iter % self.val_interval == 0):
+                    self.validate()
+                grid = self.save_before_after(before, self._first_test_visuals or {})
+                if grid:
+                    self.logger.info(f"before/after grid of the first test batch: {grid}")
         if self._tb is not None:
             self._tb.close()
         return path

@@ -38,3 +38,19 @@ def one_line(exc):
         head, sep, tail = last.partition(": ")
         return tail if sep and head.split(".")[-1].endswith("Error") else last
     return " ".join(ln.strip() for ln in lines)
+
+
+# What a command-line tool reports as one line (its input was wrong), not as a traceback.
+USER_ERRORS = (PPGANError, OSError, ValueError, KeyError)
+
+
+def report(exc, code=2):
+    """Print `exc` as one `error:` line on stderr and return the exit code. With PPGAN_DEBUG=1
+    in the environment, re-raise instead (full traceback)."""
+    import os
+    import sys
+
+    if os.environ.get("PPGAN_DEBUG"):
+        raise exc
+    print(f"error: {one_line(exc)}", file=sys.stderr)
+    return code

@@ -157,3 +157,19 @@ def test_validation_with_metrics_during_training(tiny_cfg, tmp_path):
     evals = [json.loads(line) for line in open(tmp_path / "log.jsonl") if '"eval"' in line]
     assert [e["iter"] for e in evals] == [3, 6]
     assert all(0.0 <= e["eval"]["acc"] <= 1.0 for e in evals)
+
+
+def test_validation_at_start_writes_before_after_grid(tiny_cfg, tmp_path):
+    import cv2
+
+    tiny_cfg["total_iters"] = 4
+    tiny_cfg["validate"] = {"interval": 2, "at_start": True, "save_img": True,
+                            "metrics": {"mae": {"name": "MAE", "min_max": [-1, 1]}}}
+    tr = Trainer(tiny_cfg, device="cpu", run_dir=str(tmp_path), quiet=True)
+    tr.train()
+    evals = [json.loads(line) for line in open(tmp_path / "log.jsonl") if '"eval"' in line]
+    assert [e["iter"] for e in evals] == [0, 2, 4]
+    assert sorted(os.listdir(tmp_path / "eval")) == ["iter_0000000", "iter_0000002", "iter_0000004"]
+    grid = cv2.imread(str(tmp_path / "before_after.png"), cv2.IMREAD_UNCHANGED)
+    # rows: fake before, fake after, real; 8 images of 16 px per row, padding 2
+    assert grid.shape[:2] == (2 + 3 * 18, 2 + 8 * 18)
