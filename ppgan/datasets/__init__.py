@@ -8,9 +8,13 @@ from .embedded_photos import EmbeddedPhotoDataset
 from .image_folder import ImageFolderDataset
 from .paired_dataset import PairedDataset
 from .preprocess import PREPROCESS, Preprocess
+from .repeat_dataset import RepeatDataset
 from .single_dataset import SingleDataset
+from .sr_dataset import SRDataset, SRGTOnlyDataset, SRPhotoDataset
 from .transforms import TRANSFORMS, Compose
 from .unpaired_dataset import UnpairedDataset
+from .vsr_dataset import (SRREDSMultipleGTDataset, VSRFolderDataset, VSRREDSDataset, VSRREDSMultipleGTDataset,
+                          VSRVimeo90KDataset)
 
 __all__ = [
     "BaseDataset", "to_chw_tensor",
@@ -18,4 +22,6 @@ __all__ = [
     "TRANSFORMS", "Compose",
     "DigitsDataset", "ImageFolderDataset", "CommonVisionDataset", "MNISTDataset", "CIFAR10Dataset",
     "PREPROCESS", "Preprocess", "PairedDataset", "UnpairedDataset", "SingleDataset", "EmbeddedPhotoDataset",
+    "RepeatDataset", "SRDataset", "SRGTOnlyDataset", "SRPhotoDataset",
+    "VSRREDSDataset", "VSRREDSMultipleGTDataset", "VSRVimeo90KDataset", "VSRFolderDataset", "SRREDSMultipleGTDataset",
 ]

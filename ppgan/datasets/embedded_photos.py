@@ -5,7 +5,7 @@ No files to download: `skimage.data` carries a handful of colour photos and, in
   * 'edges2photo' (paired, pix2pix): A = Canny edges, B = the photo. With `source: faces`
     the photos are the LFW faces (80 for training, 20 held out); with `source: photos`,
     crops of the colour photos;
-  * 'photo2poster' (unpaired, CycleGAN): A = a crop, B = a posterised, hue-rotated crop.
+  * 'photo2poster' (unpaired, CycleGAN): A = a crop, B = a warm-tinted, posterised crop.
     Training pairs A and B from *different* crops (unpaired); the test split pairs every
     held-out crop with its true translation, so the held-out error is measurable.
 Held-out photos or faces never appear in training (`test` split): they measure generalisation.
@@ -64,11 +64,10 @@ def edges(img):
     return np.repeat(e[..., None], 3, axis=2)
 
 
-def posterize(img, levels=4, hue_shift=60):
-    """The 'poster' domain: hue rotated by `hue_shift` degrees, then `levels` per channel."""
-    hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
-    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + hue_shift // 2) % 180  # OpenCV hue is 0..179
-    rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB).astype(np.float32)
+def posterize(img, levels=4, tint=(1.15, 1.0, 0.75)):
+    """The 'poster' domain: a warm colour cast (per-channel gains `tint`), then `levels` grey
+    levels per channel."""
+    rgb = img.astype(np.float32) * np.asarray(tint, np.float32)
     step = 255.0 / (levels - 1)
     return (np.round(rgb / step) * step).clip(0, 255).astype(np.uint8)
 

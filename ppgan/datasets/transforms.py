@@ -10,10 +10,13 @@ such as
 load unchanged (`keys` is accepted and ignored: every image of the sample is transformed).
 Images stay HWC until `Transpose` (HWC -> CHW); a pipeline without it is transposed at the end.
 """
+import os
+
 import cv2
 import numpy as np
 
-from ..utils.errors import ConfigError
+from ..utils.errors import ConfigError, DatasetError
+from ..utils.image import IMAGE_EXTENSIONS, imread
 from ..utils.registry import Registry
 
 TRANSFORMS = Registry("transform")
@@ -203,3 +206,166 @@ class Compose:
             except Exception as e:
                 raise ValueError(f"transform {type(t).__name__} failed: {e}") from e
         return images[0] if single else images
+
+
+# ---- super-resolution and video transforms ------------------------------------------------------
+# Sequences (lists of frames) reach these transforms flattened into one list of images (see
+# `ppgan.datasets.vsr_dataset.SequenceTransforms`), so one draw covers every frame of LQ and GT.
+def sr_paired_crop_params(images, scale, gt_patch_size, rng):
+    """One LQ crop position for GT and LQ images told apart by size: an image of the largest
+    size is GT; one whose size times `scale` is that size is LQ. Returns a list of
+    (top, left, size) per image, LQ crops at GT crop / scale."""
+    scale = int(scale)
+    if gt_patch_size % scale:
+        raise ValueError(f"gt_patch_size {gt_patch_size} is not a multiple of scale {scale}")
+    lq_patch = gt_patch_size // scale
+    gh = max(im.shape[0] for im in images)
+    gw = max(im.shape[1] for im in images)
+    if gh % scale or gw % scale:
+        raise ValueError(f"GT size {gh}x{gw} is not a multiple of scale {scale}")
+    lh, lw = gh // scale, gw // scale
+    is_gt = []
+    for im in images:
+        if im.shape[:2] == (gh, gw):
+            is_gt.append(True)
+        elif im.shape[:2] == (lh, lw):
+            is_gt.append(False)
+        else:
+            raise ValueError(f"scale size not match: image {im.shape[0]}x{im.shape[1]} is neither GT {gh}x{gw} "
+                             f"nor LQ {lh}x{lw} (scale {scale})")
+    if scale != 1 and all(is_gt):
+        raise ValueError(f"scale size not match: no LQ image {lh}x{lw} for GT {gh}x{gw} (scale {scale})")
+    if lh < lq_patch or lw < lq_patch:
+        raise ValueError(f"LQ size {lh}x{lw} is smaller than the LQ patch {lq_patch} (gt_patch_size "
+                         f"{gt_patch_size} / scale {scale})")
+    top, left = int(rng.integers(0, lh - lq_patch + 1)), int(rng.integers(0, lw - lq_patch + 1))
+    return [(top * scale, left * scale, gt_patch_size) if g else (top, left, lq_patch) for g in is_gt]
+
+
+def paired_augment(images, rng, hflip=True, rot=True):
+    """Flip horizontally, flip vertically and transpose H/W (each with probability 0.5 when
+    enabled; together the 8 dihedral transforms) every image with the same draws."""
+    do_h = hflip and rng.random() < 0.5
+    do_v = rot and rng.random() < 0.5
+    do_t = rot and rng.random() < 0.5
+    out = []
+    for im in images:
+        if do_h:
+            im = im[:, ::-1]
+        if do_v:
+            im = im[::-1]
+        if do_t:
+            im = im.swapaxes(0, 1)
+        out.append(np.ascontiguousarray(im))
+    return out
+
+
+@TRANSFORMS.register()
+class SRPairedRandomCrop(Transform):
+    """Crop LQ and GT images at corresponding places: a `gt_patch_size` GT patch and the
+    `gt_patch_size / scale` LQ patch under it (GT images are told apart from LQ ones by size,
+    so LQ and GT frame sequences are cropped alike).
+
+    Args:
+        scale (int): the model's up-scaling factor.
+        gt_patch_size (int): GT patch side, a multiple of `scale`.
+        scale_list (bool): PaddleGAN's extra x2 output; not supported (must be False).
+    """
+
+    def __init__(self, scale, gt_patch_size, scale_list=False, keys=None):
+        super().__init__(keys)
+        if scale_list:
+            raise ConfigError("SRPairedRandomCrop scale_list is not supported")
+        self.scale, self.gt_patch_size = int(scale), int(gt_patch_size)
+        if self.scale < 1 or self.gt_patch_size % self.scale:
+            raise ConfigError(f"SRPairedRandomCrop gt_patch_size {gt_patch_size} must be a multiple of scale {scale}")
+
+    def apply(self, images, rng):
+        params = sr_paired_crop_params(images, self.scale, self.gt_patch_size, rng)
+        return [crop(im, top, left, size, size) for im, (top, left, size) in zip(images, params)]
+
+
+@TRANSFORMS.register()
+class PairedRandomTransposeHW(Transform):
+    """Swap H and W of every image (one draw) with probability `prob`; with the two flips it
+    gives all 8 rotations / reflections."""
+
+    def __init__(self, prob=0.5, keys=None):
+        super().__init__(keys)
+        self.prob = float(prob)
+
+    def apply(self, images, rng):
+        return [im.swapaxes(0, 1) for im in images] if rng.random() < self.prob else images
+
+
+@TRANSFORMS.register()
+class TransposeSequence(Transpose):
+    """`Transpose` for every frame of a sequence (HWC -> CHW)."""
+
+
+@TRANSFORMS.register()
+class NormalizeSequence(Normalize):
+    """`Normalize` for every frame of a sequence (the sequence is stacked to [T, C, H, W]).
+
+    Args:
+        mean, std (list[float]): per channel.
+        data_format (str): accepted for PaddleGAN configs; the layout is detected.
+    """
+
+    def __init__(self, mean, std, data_format="CHW", to_rgb=False, keys=None):
+        super().__init__(mean, std, keys=keys, to_rgb=to_rgb)
+
+
+@TRANSFORMS.register()
+class MirrorVideoSequence(Transform):
+    """Extend each frame sequence (x1..xN) to (x1..xN, xN..x1) (BasicVSR++ on Vimeo-90K)."""
+
+    sequence_aware = True
+
+    def apply(self, images, rng):
+        raise ValueError("MirrorVideoSequence needs frame sequences (a video dataset)")
+
+    def apply_sequences(self, groups, rng):
+        return [list(g) + list(g)[::-1] if isinstance(g, list) else g for g in groups]
+
+
+@TRANSFORMS.register()
+class SRNoise(Transform):
+    """Add a real noise patch (RealSR): a random `size` crop of a random image from
+    `noise_path`, minus its per-channel mean, added to the first len(keys) images (PaddleGAN
+    applies it to the LQ image only: `keys: [image]`), then clipped to [0, 1]. Images must be
+    float in [0, 1] (after `Normalize` by 255), HWC or CHW, `size` x `size`.
+
+    Args:
+        noise_path (str): folder of noise patches (PNG).
+        size (int): noise crop side (the LQ patch size).
+        keys (list[str] | None): only its length is used (default: the first image).
+    """
+
+    def __init__(self, noise_path, size, keys=None):
+        super().__init__(keys)
+        folder = os.path.expanduser(os.fspath(noise_path))
+        if not os.path.isdir(folder):
+            raise DatasetError(f"SRNoise noise folder not found: {folder}")
+        self.noise_files = sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                                  if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
+        if not self.noise_files:
+            raise DatasetError(f"SRNoise found no noise images in {folder}")
+        self.size = int(size)
+        self.count = len(keys) if keys else 1
+
+    def apply(self, images, rng):
+        path = self.noise_files[int(rng.integers(0, len(self.noise_files)))]
+        noise = imread(path).astype(np.float32) / 255.0
+        top, left, h, w = random_crop_params(noise.shape, self.size, rng)
+        noise = crop(noise, top, left, h, w)
+        noise = noise - noise.mean(axis=(0, 1), keepdims=True)
+        out = list(images)
+        for i in range(min(self.count, len(out))):
+            im = out[i]
+            chw = im.ndim == 3 and im.shape[1:] == (self.size, self.size) and im.shape[0] != self.size
+            if (im.shape[1:] if chw else im.shape[:2]) != (self.size, self.size):
+                raise ValueError(f"SRNoise size {self.size} does not match the image {im.shape}")
+            n = noise.transpose(2, 0, 1) if chw else noise
+            out[i] = np.clip(im.astype(np.float32) + n, 0.0, 1.0)
+        return out

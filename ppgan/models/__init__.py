@@ -9,3 +9,9 @@ from .cycle_gan_model import CycleGANModel
 from .ugatit_model import UGATITModel
 
 __all__ += ["Pix2PixModel", "CycleGANModel", "UGATITModel"]
+from .sr_model import BaseSRModel, RCANModel
+from .esrgan_model import ESRGAN
+from .edvr_model import EDVRModel
+from .basicvsr_model import BasicVSRModel
+
+__all__ += ["BaseSRModel", "RCANModel", "ESRGAN", "EDVRModel", "BasicVSRModel"]

@@ -17,6 +17,7 @@ TOP_LEVEL = {
     "log_config", "snapshot_config", "validate", "export_model", "min_max", "seed", "amp",
     "compile", "cuda_graphs", "find_unused_parameters", "enable_visualdl", "profiler_options",
     "is_train", "device", "channels_last", "deterministic",
+    "checkpoints_dir", "use_dataset",  # PaddleGAN's video SR configs carry these; unused
 }
 SECTIONS = {
     "log_config": {"interval", "visiual_interval", "visual_interval", "save_samples"},

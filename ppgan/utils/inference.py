@@ -56,3 +56,17 @@ def padded_forward(net, x, *args, **kwargs):
     if isinstance(out, tuple):
         return tuple(_crop(o, padded, hw) for o in out)
     return _crop(out, padded, hw)
+
+
+def padded_video_forward(net, x, multiple=1, min_size=1):
+    """net(x) for a clip x [N, T, C, H, W] of any H, W: every frame is padded bottom/right as
+    `pad_to_multiple(frame, multiple, min_size)`, and the output ([N, C, sH, sW] or
+    [N, T, C, sH, sW]) is cropped back to s*H x s*W."""
+    n, t, c, h, w = x.shape
+    frames, _ = pad_to_multiple(x.reshape(n * t, c, h, w), multiple, min_size)
+    hp, wp = frames.shape[-2:]
+    out = net(frames.reshape(n, t, c, hp, wp))
+    if (hp, wp) == (h, w):
+        return out
+    scale = out.shape[-1] / wp
+    return out[..., : round(h * scale), : round(w * scale)]

@@ -7,3 +7,6 @@ __all__ = ["CRITERIONS", "build_criterion", "GANLoss", "gradient_penalty", "r1_p
 from .pixel_loss import BCEWithLogitsLoss
 
 __all__ += ["BCEWithLogitsLoss"]
+from .perceptual_loss import PerceptualLoss
+
+__all__ += ["PerceptualLoss"]

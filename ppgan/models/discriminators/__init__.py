@@ -9,3 +9,6 @@ __all__ = ["DISCRIMINATORS", "build_discriminator", "DCDiscriminator", "NLayerDi
 from .discriminator_ugatit import UGATITDiscriminator
 
 __all__ += ["UGATITDiscriminator"]
+from .vgg_discriminator import VGGDiscriminator128
+
+__all__ += ["VGGDiscriminator128"]

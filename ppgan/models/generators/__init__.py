@@ -21,3 +21,7 @@ from .edvr import EDVRNet
 from .basicvsr import BasicVSRNet
 
 __all__ += ["EDVRNet", "BasicVSRNet"]
+from .rcan import RCAN
+from .msrresnet import MSRResNet
+
+__all__ += ["RCAN", "MSRResNet"]

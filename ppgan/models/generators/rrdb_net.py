@@ -90,6 +90,7 @@ class RRDBNet(nn.Module):
             raise ValueError(f"RRDBNet scale must be one of {self.SUPPORTED_SCALES}, got {scale!r}")
         self.scale = scale
         self.unshuffle = {4: 1, 2: 2, 1: 4}[scale]  # pixel-unshuffle factor before conv_first
+        self.size_multiple = self.unshuffle  # H, W needed (see ppgan.utils.inference)
 
         self.conv_first = nn.Conv2d(in_nc * self.unshuffle ** 2, nf, 3, 1, 1)
         self.RRDB_trunk = make_layer(functools.partial(RRDB, nf=nf, gc=gc), nb)

@@ -1,0 +1,111 @@
+"""BasicVSR training (Chan et al., CVPR 2021, https://arxiv.org/abs/2012.02181).
+
+PaddleGAN `ppgan/models/basicvsr_model.py`: config keys (`fix_iter`, `lr_mult`), `self.nets`
+name (`generator`), loss name (`loss_pixel`), sequence metrics (`is_seq`). The optical-flow net
+(`spynet`, and `edvr` in IconVSR-style nets) is frozen for the first `fix_iter` iterations; after
+that it learns at `lr_mult` times the generator's learning rate.
+
+Differences from PaddleGAN:
+  * `lr_mult` is applied by scaling the flow net's update after each optimizer step
+    (p_old + lr_mult * (p_new - p_old)). Paddle sets a per-parameter learning rate instead;
+    for Adam, AdamW and SGD the step is linear in the learning rate, so the two are the same,
+    while the optimizer keeps one parameter group (checkpoints and LR schedules unchanged).
+    PaddleGAN applies `lr_mult` only when `fix_iter` > 0; here it applies whenever the flow
+    net learns.
+  * The freeze follows the trainer's iteration counter, so a resumed run is frozen again when
+    it restarts inside the first `fix_iter` iterations.
+  * Evaluation measures every clip of the batch (PaddleGAN: the first one only).
+"""
+import torch
+
+from ..modules.flow import SPyNet
+from ..modules.sr_blocks import PixelShufflePack, ResidualBlockNoBN
+from ..utils.inference import padded_video_forward
+from .builder import MODELS
+from .sr_model import BaseSRModel, init_sr_weight
+
+FLOW_NET_KEYS = ("spynet", "edvr")  # parameter-name parts of the pretrained alignment nets
+
+
+def init_basicvsr_weight(net):
+    """PaddleGAN's `init_basicvsr_weight`: default init on convs outside residual blocks,
+    upsamplers and SPyNet."""
+    return init_sr_weight(net, skip=(ResidualBlockNoBN, PixelShufflePack, SPyNet))
+
+
+@MODELS.register()
+class BasicVSRModel(BaseSRModel):
+    """Args:
+        generator (dict): generator config (BasicVSRNet).
+        fix_iter (int): iterations with the flow net frozen (5000 in PaddleGAN's config;
+            default 0).
+        lr_mult (float): learning-rate multiplier of the flow net once it learns (0.125 in
+            PaddleGAN's config; default 1.0).
+        pixel_criterion (dict | None): pixel loss config (CharbonnierLoss).
+    Batches: {'lq': [N, T, 3, h, w], 'gt': [N, T, 3, 4h, 4w], 'lq_path'}, values in [0, 1];
+    h, w >= 64 for training (inference pads smaller frames).
+    Losses (train_iter): loss_pixel.
+    """
+
+    def __init__(self, generator, fix_iter=0, lr_mult=1.0, pixel_criterion=None):
+        super().__init__(generator, pixel_criterion)
+        self.fix_iter = int(fix_iter or 0)
+        self.lr_mult = float(lr_mult)
+        if self.fix_iter < 0 or self.lr_mult < 0:
+            raise ValueError(f"fix_iter and lr_mult must be >= 0, got {fix_iter} and {lr_mult}")
+        self.flow_params = [p for name, p in self.nets["generator"].named_parameters()
+                            if any(k in name for k in FLOW_NET_KEYS)]
+        self._flow_frozen = None  # phase the parameters are set for (None: not set yet)
+        init_basicvsr_weight(self.nets["generator"])
+
+    def set_flow_frozen(self, frozen):
+        if frozen == self._flow_frozen:
+            return
+        for p in self.flow_params:
+            p.requires_grad_(not frozen)
+        self._flow_frozen = frozen
+
+    def train_iter(self, optimizers=None):
+        gt = self._need_gt()
+        criterion = self._need(self.pixel_criterion, "pixel_criterion")
+        self.set_flow_frozen(self.fix_iter > 0 and self.current_iter < self.fix_iter)
+        opt = self.optimizer_for("generator", optimizers)
+        opt.zero_grad(set_to_none=True)
+        output = self.nets["generator"](self.lq)
+        loss = criterion(output, gt)
+        self.backward(loss)
+        scaled = [p for p in self.flow_params if p.requires_grad] if self.lr_mult != 1.0 else []
+        before = [p.detach().clone() for p in scaled]
+        self.optimizer_step(opt)
+        if scaled:
+            with torch.no_grad():
+                for p, old in zip(scaled, before):
+                    p.copy_(torch.lerp(old, p, self.lr_mult))  # old + lr_mult * (new - old)
+        self.output = output.detach()
+        self._set_visuals()
+        return {self.loss_name: float(loss.detach())}
+
+    def forward_any_size(self, lq):
+        net = self.nets["generator"]
+        return padded_video_forward(net, lq, min_size=int(getattr(net, "MIN_SIZE", 1)))
+
+    @torch.no_grad()
+    def test_iter(self, metrics=None):
+        """Super-resolve whole clips; every clip's frames give one sequence result per metric."""
+        net = self.nets["generator"]
+        was_training = net.training
+        net.eval()
+        try:
+            self.output = self.forward_any_size(self.lq)
+        finally:
+            net.train(was_training)
+        self._set_visuals()
+        if self.gt is not None:
+            for out_clip, gt_clip in zip(self.output, self.gt):
+                self.update_metrics(metrics, out_clip, gt_clip, is_seq=True)
+
+    def _visual_images(self):
+        def first(t):
+            return t[:, 0] if t is not None else None
+
+        return {"lq": first(self.lq), "output": first(self.output), "gt": first(self.gt)}
