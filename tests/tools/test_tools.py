@@ -61,3 +61,28 @@ def test_conditional_digits_quality(tmp_path):
     q = json.loads((tmp_path / "q.json").read_text())
     assert q["classifier_accuracy_on_real_digits"] >= 0.95
     assert q["conditional_accuracy"] >= 0.80, q
+
+
+def test_benchmark_inference_mode_and_sr_baseline(tmp_path):
+    out = tmp_path / "i.json"
+    proc = run_cli(["tools/benchmark.py", "-c", "configs/sr_x4_demo.yaml", "-o", "model.generator.nf=8",
+                    "-o", "model.generator.nb=1", "-o", "model.generator.gc=4", "--input-size", "37x45", "--tile",
+                    "16", "--overlap", "8", "--iters", "1", "--warmup", "1", "--json", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(out.read_text())
+    assert r["output"] == [1, 3, 148, 180] and r["lr_mpix_per_s"] > 0
+    proc = run_cli(["tools/eval_sr_baseline.py", "-c", "configs/sr_x4_demo.yaml"])
+    assert proc.returncode == 0, proc.stderr
+    psnr = float(proc.stdout.split("psnr:")[1].split()[0])
+    assert 20 < psnr < 40
+
+
+@pytest.mark.slow
+def test_sr_demo_beats_bicubic(tmp_path):
+    proc = run_cli(["tools/eval_sr_baseline.py", "-c", "configs/sr_x4_demo.yaml"])
+    bicubic = float(proc.stdout.split("psnr:")[1].split()[0])
+    proc = run_cli(["tools/main.py", "-c", "configs/sr_x4_demo.yaml", "--output-dir", str(tmp_path / "run"),
+                    "--quiet"], env={"OMP_NUM_THREADS": "2"}, timeout=3600)
+    assert proc.returncode == 0, proc.stderr
+    evals = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl") if '"eval"' in line]
+    assert evals[-1]["eval"]["psnr"] > bicubic + 0.3, (evals[-1], bicubic)
