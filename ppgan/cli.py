@@ -50,14 +50,19 @@ def run_train(argv=None, prog="tools/main.py"):
         trainer = Trainer(cfg, device=args.device, seed=args.seed, resume=args.resume, load=args.load,
                           evaluate_only=args.evaluate_only, config_path=args.config_file,
                           run_dir=args.output_dir, quiet=args.quiet)
-        if args.evaluate_only:
-            results, paths = trainer.evaluate()
-            print(f"evaluation results: {results or 'no metrics configured'}")
-            print(f"images written to {os.path.join(trainer.run_dir, 'eval')}")
-        else:
-            path = trainer.train()
-            print(f"run folder: {trainer.run_dir}")
-            print(f"last checkpoint: {path}")
+        ok = False
+        try:
+            if args.evaluate_only:
+                results, paths = trainer.evaluate()
+                print(f"evaluation results: {results or 'no metrics configured'}")
+                print(f"images written to {os.path.join(trainer.run_dir, 'eval')}")
+            else:
+                path = trainer.train()
+                print(f"run folder: {trainer.run_dir}")
+                print(f"last checkpoint: {path}")
+            ok = True
+        finally:
+            trainer.close(ok)
         return 0
     except USER_ERRORS as e:
         return report(e, code=1 if isinstance(e, OSError) else 2)

@@ -444,6 +444,16 @@ class Trainer:
             self._tb.close()
         return path
 
+    def close(self, ok=True):
+        """Leave the process group together: after a successful run every process waits for
+        rank 0 (which writes the last files), then the group is destroyed, so no process exits
+        while a peer's connection is still in use (gloo aborts the survivor otherwise). After
+        an error there is no barrier: the other processes may never reach it."""
+        if self.world_size > 1 and dist.is_initialized():
+            if ok:
+                dist.barrier()
+            dist.destroy_process_group()
+
     def train_step(self, batch):
         """One iteration: feed, step the model under autocast, LR step, check the losses."""
         if self.world_size > 1:
