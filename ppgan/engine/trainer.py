@@ -16,7 +16,6 @@ because a GAN step runs D several times per backward and freezes D during the G 
 DDP's bucketed hooks do not support without `find_unused_parameters` overhead.
 """
 import contextlib
-import json
 import math
 import os
 import random
@@ -496,8 +495,3 @@ class Trainer:
                 raise NonFiniteLossError(f"loss '{name}' is {value} at iteration {self.iter}; stopped. "
                                          f"Last good checkpoint: {last}")
 
-
-def write_json(path, obj):
-    from ..utils.io import atomic_write_text
-
-    atomic_write_text(path, json.dumps(obj, indent=2))

@@ -1,6 +1,4 @@
 """Weight initialisation as PaddleGAN's `init_weights` (DCGAN-style normal(0, 0.02))."""
-import math
-
 from torch import nn
 
 
@@ -34,6 +32,3 @@ def init_weights(net, init_type="normal", init_gain=0.02, distribution="normal")
     net.apply(init_func)
     return net
 
-
-def default_linear_bound(fan_in):
-    return 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0

@@ -1,6 +1,4 @@
 """Normalisation layers by name, as PaddleGAN's `build_norm_layer`."""
-import functools
-
 from torch import nn
 
 
@@ -37,6 +35,3 @@ def build_norm_layer(norm_type="instance"):
 def paddle_bn_momentum(paddle_momentum):
     """Paddle's BatchNorm momentum m keeps m of the old statistics; PyTorch's keeps 1-m."""
     return 1.0 - float(paddle_momentum)
-
-
-__all__ = ["build_norm_layer", "FrozenInstanceNorm2d", "paddle_bn_momentum", "functools"]
