@@ -433,10 +433,10 @@ class Trainer:
         with rng_neutral():
             self.save_visuals()
             path = self.save_checkpoint()
-            if before and self.is_main:
+            if before:  # every process validates (metrics gather across processes); rank 0 writes
                 if not (self.val_interval and self.iter % self.val_interval == 0):
                     self.validate()
-                grid = self.save_before_after(before, self._first_test_visuals or {})
+                grid = self.save_before_after(before, self._first_test_visuals or {}) if self.is_main else None
                 if grid:
                     self.logger.info(f"before/after grid of the first test batch: {grid}")
         if self._tb is not None:
