@@ -89,20 +89,10 @@ class BasicVSRModel(BaseSRModel):
         net = self.nets["generator"]
         return padded_video_forward(net, lq, min_size=int(getattr(net, "MIN_SIZE", 1)))
 
-    @torch.no_grad()
-    def test_iter(self, metrics=None):
-        """Super-resolve whole clips; every clip's frames give one sequence result per metric."""
-        net = self.nets["generator"]
-        was_training = net.training
-        net.eval()
-        try:
-            self.output = self.forward_any_size(self.lq)
-        finally:
-            net.train(was_training)
-        self._set_visuals()
-        if self.gt is not None:
-            for out_clip, gt_clip in zip(self.output, self.gt):
-                self.update_metrics(metrics, out_clip, gt_clip, is_seq=True)
+    def score(self, metrics):
+        """Every clip's frames give one sequence result per metric."""
+        for out_clip, gt_clip in zip(self.output, self.gt):
+            self.update_metrics(metrics, out_clip, gt_clip, is_seq=True)
 
     def _visual_images(self):
         def first(t):

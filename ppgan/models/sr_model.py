@@ -137,7 +137,11 @@ class BaseSRModel(BaseModel):
             net.train(was_training)
         self._set_visuals()
         if self.gt is not None:
-            self.update_metrics(metrics, self.output, self.gt)
+            self.score(metrics)
+
+    def score(self, metrics):
+        """Update the metrics with the current (output, gt)."""
+        self.update_metrics(metrics, self.output, self.gt)
 
     def to_unit(self, x):
         """Images in `min_max` -> float in [0, 1] (clipped)."""
