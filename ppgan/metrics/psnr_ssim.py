@@ -261,14 +261,7 @@ class SSIM(PSNR):
 
 def calculate_mae(img1, img2, crop_border, input_order="HWC", test_y_channel=False):
     """Mean absolute error in grey levels (images in [0, 255]), with PSNR's cropping rules."""
-    if img1.shape != img2.shape:
-        raise ValueError(f"image shapes differ: {img1.shape} vs {img2.shape}")
-    a = reorder_image(np.asarray(img1, dtype=np.float64), input_order)
-    b = reorder_image(np.asarray(img2, dtype=np.float64), input_order)
-    if crop_border:
-        a, b = a[crop_border:-crop_border, crop_border:-crop_border], b[crop_border:-crop_border, crop_border:-crop_border]
-    if test_y_channel:
-        a, b = to_y_channel(a), to_y_channel(b)
+    a, b = _prepare(img1, img2, crop_border, input_order, test_y_channel)
     return float(np.abs(a - b).mean())
 
 
