@@ -114,11 +114,17 @@ class BaseSRModel(BaseModel):
         opt.zero_grad(set_to_none=True)
         output = self.nets["generator"](self.lq)
         loss = criterion(output, gt)
-        self.backward(loss)
-        self.optimizer_step(opt)
+        value = float(loss.detach())
+        if self.accept_step(value):
+            self.backward(loss)
+            self.optimizer_step(opt)
         self.output = output.detach()
         self._set_visuals()
-        return {self.loss_name: float(loss.detach())}
+        return {self.loss_name: value}
+
+    def accept_step(self, loss_value):
+        """Whether to apply this iteration's update (subclasses may skip exploding batches)."""
+        return True
 
     # ---- evaluation --------------------------------------------------------------------------
     def forward_any_size(self, lq):
@@ -189,20 +195,9 @@ class RCANModel(BaseSRModel):
         self.error_last = 1e8
         self.batch = 0
 
-    def train_iter(self, optimizers=None):
-        gt = self._need_gt()
-        criterion = self._need(self.pixel_criterion, "pixel_criterion")
-        opt = self.optimizer_for("generator", optimizers)
-        opt.zero_grad(set_to_none=True)
-        output = self.nets["generator"](self.lq)
-        loss = criterion(output, gt)
-        value = float(loss.detach())
-        if value < self.SKIP_THRESHOLD * self.error_last:
-            self.backward(loss)
-            self.optimizer_step(opt)
+    def accept_step(self, loss_value):
+        accept = loss_value < self.SKIP_THRESHOLD * self.error_last
         self.batch += 1
         if self.batch % 1000 == 0:
-            self.error_last = value / 1000
-        self.output = output.detach()
-        self._set_visuals()
-        return {self.loss_name: value}
+            self.error_last = loss_value / 1000
+        return accept
