@@ -1,0 +1,79 @@
+"""Flags shared by the app CLIs in `applications/tools/` and the code that runs them: one
+`error:` line and a non-zero exit for anything the user can get wrong, never a traceback.
+
+Exit codes: 0 done; 1 an I/O error; 2 bad input or arguments; 3 a folder / glob run where some
+files failed (the others were written); 130 interrupted.
+"""
+import os
+import sys
+
+
+def add_input_args(p, what="image, folder, glob or video"):
+    p.add_argument("--input", required=True, help=f"{what} to process")
+    p.add_argument("--output", default="output", help="output folder (default: output)")
+    p.add_argument("--output_path", default=None,
+                   help="exact output file (single input) or folder (folder input), instead of "
+                        "<output>/<App>/<name>")
+    p.add_argument("--skip_existing", action="store_true", help="skip inputs whose output file exists")
+
+
+def add_device_args(p):
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto (default): CUDA when present; cuda without a GPU is an error")
+    p.add_argument("--half", dest="half", action="store_true", default=None,
+                   help="fp16 inference (default on CUDA; non-finite tiles are redone in fp32)")
+    p.add_argument("--no_half", dest="half", action="store_false", help="fp32 inference on CUDA")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
+
+
+def add_video_args(p):
+    g = p.add_argument_group("video output")
+    g.add_argument("--crf", type=int, default=18, help="x264/x265 quality, lower is better (default 18)")
+    g.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
+    g.add_argument("--pix_fmt", default="yuv420p", help="output pixel format (default yuv420p)")
+    g.add_argument("--chunk_seconds", type=float, default=10.0,
+                   help="resumable chunk length; a killed job re-run with the same arguments continues "
+                        "from the last finished chunk (default 10)")
+    g.add_argument("--no_resume", action="store_true", help="start over even if finished chunks exist")
+
+
+def video_options(args):
+    return {"crf": args.crf, "codec": args.codec, "pix_fmt": args.pix_fmt, "chunk_seconds": args.chunk_seconds,
+            "resume": not args.no_resume}
+
+
+def check_args(args):
+    from ..utils.errors import PPGANError
+
+    if getattr(args, "crf", 0) is not None and not 0 <= getattr(args, "crf", 0) <= 63:
+        raise PPGANError(f"--crf must be in 0..63, got {args.crf}")
+    if getattr(args, "chunk_seconds", 1) <= 0:
+        raise PPGANError(f"--chunk_seconds must be > 0, got {args.chunk_seconds}")
+    if getattr(args, "tile", None) is not None and args.tile < 0:
+        raise PPGANError(f"--tile must be >= 0 (0 = no tiling), got {args.tile}")
+
+
+def print_result(result):
+    """Print what was written; return the exit code (3 when some folder inputs failed)."""
+    from .inputs import BatchResult
+
+    if isinstance(result, BatchResult):
+        for src, why in result.failed:
+            print(f"failed: {src}: {why}", file=sys.stderr)
+        print(f"{result.summary()}; outputs under {os.path.commonpath(result.outputs) if result.outputs else '-'}")
+        return 0 if result.ok else 3
+    print(f"output: {result}")
+    return 0
+
+
+def run_main(fn):
+    """Run `fn()` (which returns an exit code) with errors as one line."""
+    from ..utils.errors import USER_ERRORS, report
+
+    try:
+        return fn()
+    except USER_ERRORS as e:
+        return report(e, code=1 if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) else 2)
+    except KeyboardInterrupt:
+        print("interrupted (finished video chunks are kept: re-run the same command to resume)", file=sys.stderr)
+        return 130

@@ -1,0 +1,146 @@
+"""What an app's `input` may be, and where its outputs go.
+
+- an image file -> `<output>/<app>/<stem><suffix><ext>` (or `output_path`);
+- a video file -> `<output>/<app>/<stem><suffix>.mp4` (mkv/mov/webm keep their container),
+  processed by the streaming pipeline (`ppgan.utils.video.process_video`);
+- a folder -> every image and video below it, recursively; the output tree mirrors the
+  input tree under `<output>/<app>/`; `skip_existing` skips files whose output exists;
+- a glob (`photos/*.jpg`, `**/*.png`) -> the matching files, outputs flat in `<output>/<app>/`.
+
+In folder / glob mode a file that cannot be read is reported and skipped, the rest is
+processed, and the result says how many failed (the CLIs exit with 3 then).
+"""
+import dataclasses
+import glob as globlib
+import os
+
+from ..utils.errors import USER_ERRORS, PPGANError, one_line
+from ..utils.image import IMAGE_EXTENSIONS, is_image_file
+from ..utils.io import check_writable_dir
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".flv", ".wmv", ".mpg", ".mpeg", ".ts",
+                    ".mts", ".m2ts", ".3gp", ".ogv")
+KEEP_CONTAINERS = (".mp4", ".mkv", ".mov", ".webm", ".m4v")
+
+
+def is_video_path(path):
+    return os.path.splitext(str(path))[1].lower() in VIDEO_EXTENSIONS
+
+
+@dataclasses.dataclass
+class BatchResult:
+    """Outcome of a folder / glob run."""
+    outputs: list
+    skipped: list
+    failed: list  # [(input path, one-line reason)]
+
+    @property
+    def ok(self):
+        return not self.failed
+
+    def summary(self):
+        return (f"{len(self.outputs)} written, {len(self.skipped)} skipped (output exists), "
+                f"{len(self.failed)} failed")
+
+
+def _has_glob(s):
+    return any(c in s for c in "*?[")
+
+
+def collect_inputs(spec):
+    """-> (mode, root, [paths]); mode is 'file', 'folder' or 'glob'."""
+    spec = os.fspath(spec)
+    if os.path.isfile(spec):
+        return "file", os.path.dirname(os.path.abspath(spec)), [spec]
+    if os.path.isdir(spec):
+        found = []
+        for dirpath, dirnames, filenames in os.walk(spec):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if not name.startswith(".") and (is_image_file(name) or is_video_path(name)):
+                    found.append(os.path.join(dirpath, name))
+        if not found:
+            raise PPGANError(f"no image or video files in folder {spec} "
+                             f"(looked for {', '.join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS[:4])}, ...)")
+        return "folder", spec, found
+    if _has_glob(spec):
+        found = sorted(p for p in globlib.glob(spec, recursive=True) if os.path.isfile(p))
+        if not found:
+            raise PPGANError(f"no files match {spec}")
+        return "glob", None, found
+    if os.path.exists(spec):
+        raise PPGANError(f"input is not a file or folder: {spec}")
+    raise PPGANError(f"input not found: {spec}")
+
+
+def default_output_name(pred, src):
+    stem, ext = os.path.splitext(os.path.basename(src))
+    if is_video_path(src):
+        ext = ext.lower() if ext.lower() in KEEP_CONTAINERS else ".mp4"
+    elif not is_image_file(src):
+        ext = ".png"
+    return stem + pred.suffix + ext
+
+
+def same_file(a, b):
+    return os.path.realpath(os.path.abspath(a)) == os.path.realpath(os.path.abspath(b))
+
+
+def process_one(pred, src, dst, video_options, progress):
+    """One input file -> dst; returns dst."""
+    if same_file(src, dst):
+        raise PPGANError(f"output path is the input file ({src}); choose another output")
+    check_writable_dir(os.path.dirname(os.path.abspath(dst)))
+    if is_video_path(src):
+        from ..utils.video import process_video
+
+        process_video(src, dst, pred.video_stages(), progress=progress, **video_options)
+        return dst
+    if not is_image_file(src):
+        raise PPGANError(f"unsupported file type: {src} (images: {' '.join(IMAGE_EXTENSIONS)}; "
+                         f"videos: {' '.join(VIDEO_EXTENSIONS)})")
+    return pred.run_image(src, dst)
+
+
+def run_inputs(pred, spec, output_path=None, skip_existing=False, video_options=None, progress=True):
+    """See the module docstring. One input -> its output path; folder / glob -> BatchResult."""
+    video_options = dict(video_options or {})
+    mode, root, files = collect_inputs(spec)
+    out_root = pred.output_dir()
+    if mode == "file":
+        src = files[0]
+        dst = output_path or os.path.join(out_root, default_output_name(pred, src))
+        if os.path.isdir(dst):
+            dst = os.path.join(dst, default_output_name(pred, src))
+        if skip_existing and os.path.exists(dst):
+            pred._log(f"[ppgan] skipped {src}: {dst} exists")
+            return dst
+        return process_one(pred, src, dst, video_options, progress)
+
+    out_root = output_path or out_root
+    check_writable_dir(out_root)
+    plan = []
+    for src in files:
+        rel = os.path.relpath(os.path.dirname(os.path.abspath(src)), os.path.abspath(root)) if root else "."
+        dst = os.path.normpath(os.path.join(out_root, rel, default_output_name(pred, src)))
+        if same_file(src, dst):
+            raise PPGANError(f"the output {dst} would overwrite its input; choose another output folder "
+                             f"or a suffix")
+        plan.append((src, dst))
+    result = BatchResult([], [], [])
+    try:
+        from tqdm import tqdm
+
+        it = tqdm(plan, desc=pred.name or "files", unit="file", disable=not progress)
+    except ImportError:  # pragma: no cover
+        it = plan
+    for src, dst in it:
+        if skip_existing and os.path.exists(dst):
+            result.skipped.append(dst)
+            continue
+        try:
+            result.outputs.append(process_one(pred, src, dst, video_options, progress=False))
+        except USER_ERRORS as e:
+            result.failed.append((src, one_line(e)))
+            pred._log(f"[ppgan] skipped {src}: {one_line(e)}")
+    return result
