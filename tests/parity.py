@@ -33,6 +33,32 @@ def rule_tensor(name, shape, dtype="float32"):
     return v.astype(np.float32).reshape(shape)
 
 
+def spectral_norm_overrides(manifest):
+    """u / v of every spectral-normed weight after one power iteration (DeOldify fixtures, whose
+    meta `extra.weight_overrides` is "spectral_norm_one_power_iteration"). For each prefix P with
+    P+'weight_orig' and P+'spectral_norm.weight_u|v': W = rule(P+'weight_orig') as float64
+    reshaped [out, -1], u0 = rule(weight_u); v = W^T u0 / ||.||; u = W v / ||.|| (no eps).
+    Raw rule vectors would give sigma = u . (W v) ~ 1e-2 of random sign in eval mode."""
+    shapes = {n: s for n, s, _ in manifest}
+    tail_u, tail_v = "spectral_norm.weight_u", "spectral_norm.weight_v"
+    out = {}
+    for name in shapes:
+        if not name.endswith(tail_u):
+            continue
+        p = name[: -len(tail_u)]
+        if p + "weight_orig" not in shapes or p + tail_v not in shapes:
+            continue
+        w = rule_tensor(p + "weight_orig", shapes[p + "weight_orig"]).astype(np.float64)
+        w = w.reshape(w.shape[0], -1)
+        v = w.T @ rule_tensor(name, shapes[name]).astype(np.float64)
+        v /= np.linalg.norm(v)
+        u = w @ v
+        u /= np.linalg.norm(u)
+        out[name] = u.astype(np.float32)
+        out[p + tail_v] = v.astype(np.float32)
+    return out
+
+
 class Fixture:
     def __init__(self, name):
         data = np.load(os.path.join(FIXTURES, name + ".npz"), allow_pickle=False)
@@ -43,7 +69,10 @@ class Fixture:
         self.kwargs = self.meta["kwargs"]
 
     def paddle_state_dict(self):
-        return {n: rule_tensor(n, s, d) for n, s, d in self.manifest}
+        state = {n: rule_tensor(n, s, d) for n, s, d in self.manifest}
+        if self.meta.get("extra", {}).get("weight_overrides") == "spectral_norm_one_power_iteration":
+            state.update(spectral_norm_overrides(self.manifest))
+        return state
 
     def assert_matches(self, result):
         results = result if isinstance(result, (tuple, list)) else [result]

@@ -25,3 +25,7 @@ from .rcan import RCAN
 from .msrresnet import MSRResNet
 
 __all__ += ["RCAN", "MSRResNet"]
+from .deoldify import Deoldify  # noqa: F401 (registered; deoldify.build_model builds PaddleGAN's two nets)
+from .srvgg import RescaledSR, SRVGGNetCompact
+
+__all__ += ["SRVGGNetCompact", "RescaledSR"]
