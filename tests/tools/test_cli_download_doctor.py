@@ -3,9 +3,7 @@ import functools
 import hashlib
 import http.server
 import io
-import os
 import socket
-import sys
 import threading
 
 import pytest
