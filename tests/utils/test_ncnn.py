@@ -185,7 +185,7 @@ def test_packaged_names_and_install_hint(monkeypatch):
 
 def test_x4plus_beats_bicubic_on_sharp_edges():
     """32x32 -> 128x128 on the horse silhouette: Real-ESRGAN restores the clean edges that
-    bicubic blurs (measured: 29.0 dB vs 23.1 dB)."""
+    bicubic blurs (measured: 29.5 dB vs 23.3 dB)."""
     hr = horse_crop()
     lr = lr_of(hr)
     out, bic = upscale(packaged("realesrgan-x4plus"), lr), imresize(lr, 4)
