@@ -113,11 +113,13 @@ def ffmpeg_exe():
 
 
 _NOISE = re.compile(r"^(Error opening input files?|Error opening output files?|Conversion failed!|"
-                    r"Exiting normally|Error while filtering|Nothing was written|Error opening input file)")
+                    r"Exiting normally|Error opening input file|Error opening output file|Task finished with error|"
+                    r"Terminating thread with return code|Nothing was written|.*misdetection possible)")
 
 
 def _stderr_summary(text, limit=300):
-    """ffmpeg's stderr as one line: its last distinct messages, without `[x @ 0x..]` prefixes."""
+    """ffmpeg's stderr as one line: the first (usually the cause) and the last of its messages, without
+    `[x @ 0x..]` prefixes; ffmpeg's generic closing line only when nothing else was said."""
     lines = []
     for raw in text.splitlines():
         line = re.sub(r"^(\[[^\]]*@ 0x[0-9a-f]+\]\s*)+", "", raw.strip()).strip()
@@ -128,8 +130,8 @@ def _stderr_summary(text, limit=300):
     specific = [ln for ln in lines if not _NOISE.match(ln)]
     generic = [ln.split(": ", 1)[-1] for ln in lines if _NOISE.match(ln) and ": " in ln]
     picked = []
-    for ln in specific[-2:] + generic[-1:]:
-        if ln not in picked and not any(ln in p for p in picked):
+    for ln in (specific[:1] + specific[-1:]) or generic[-1:]:
+        if ln not in picked:
             picked.append(ln)
     msg = "; ".join(picked) or "ffmpeg failed"
     return msg if len(msg) <= limit else msg[: limit - 3] + "..."
@@ -290,7 +292,8 @@ def _parse_color(text):
 def _packets(path, index, what):
     """(time_base, [(pts, duration, dts)], stderr) of stream `index` from a stream-copy framecrc pass;
     packets flagged discard (edit-list trimming) are left out."""
-    out, err = _run(["-v", "error", "-i", path, "-map", f"0:{index}", "-c", "copy", "-f", "framecrc", "-"], what)
+    out, err = _run(["-v", "error", "-i", _ff(path), "-map", f"0:{index}", "-c", "copy", "-f", "framecrc", "-"],
+                    what)
     tb, pkts = None, []
     for line in out.decode("ascii", "replace").splitlines():
         if line.startswith("#tb"):
@@ -379,6 +382,12 @@ _TRUNCATION = re.compile(r"partial file|File ended prematurely|Truncat|moov atom
                          r"Invalid data found when processing input", re.I)
 
 
+def _ff(path):
+    """A path as an ffmpeg input/output argument: absolute, so that a name starting with '-' is not
+    taken for an option nor one like 'http:x.mp4' for a protocol."""
+    return os.path.abspath(os.fspath(path))
+
+
 def _check_file(path):
     if not isinstance(path, (str, os.PathLike)):
         raise VideoError(f"video path must be a string, got {type(path).__name__}")
@@ -394,7 +403,7 @@ def _check_file(path):
 
 def _probe_header(path):
     path = _check_file(path)
-    _, err = _run(["-i", path], f"cannot read {path}", ok_codes=None)
+    _, err = _run(["-i", _ff(path)], f"cannot read {path}", ok_codes=None)
     info = _parse_header(err)
     if not re.search(r"Input #0, ", err):
         raise VideoError(f"cannot read {path}: {_stderr_summary(err)}")
@@ -524,7 +533,7 @@ def iter_frames(path, info=None, start_frame=0, cfr=True):
     if start_frame:
         filters.append(f"trim=start_frame={int(start_frame)}")
     filters.append("format=rgb24")
-    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", path, "-map", f"0:{info.index}",
+    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", _ff(path), "-map", f"0:{info.index}",
             "-an", "-sn", "-dn", "-vf", ",".join(filters), "-sws_flags", SWS_FLAGS, "-fps_mode", "passthrough",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     return _frame_generator(args, path, w, h, info, start_frame, convert or not info.vfr)
@@ -666,13 +675,14 @@ def _stream_plan(streams, container):
     return plan
 
 
-def _stream_args(streams, input_no, out_path, first_out=1, source=""):
+def _stream_args(streams, input_no, out_path, first_out=1, source="", quiet=False):
     """-map/-c arguments copying (or converting) the audio/subtitle streams of input `input_no`."""
     container = _container(out_path)
     args, out = [], first_out
     for s, codec, note in _stream_plan([s for s in streams if s["type"] != "video"], container):
         if codec is None:
-            log.warning("%s: stream %d (%s %s) dropped: %s", source, s["index"], s["type"], s["codec"], note)
+            if not quiet:
+                log.warning("%s: stream %d (%s %s) dropped: %s", source, s["index"], s["type"], s["codec"], note)
             continue
         args += ["-map", f"{input_no}:{s['index']}", f"-c:{out}", codec[0]]
         if len(codec) > 1:
@@ -690,8 +700,7 @@ def _setparams_names():
     """{option: accepted names} of ffmpeg's setparams filter (range, color_primaries, color_trc, colorspace)."""
     global _SETPARAMS
     if _SETPARAMS is None:
-        _, err = _run(["-h", "filter=setparams"], "ffmpeg -h", ok_codes=None)
-        out, _ = _run(["-h", "filter=setparams"], "ffmpeg -h", ok_codes=None)
+        out, err = _run(["-h", "filter=setparams"], "ffmpeg -h", ok_codes=None)
         text = out.decode("utf-8", "replace") + err
         names, current = {}, None
         for line in text.splitlines():
@@ -793,7 +802,7 @@ class VideoWriter:
             except BaseException:
                 self._remove_tmp()
                 raise
-            args += ["-i", os.fspath(audio_from)]
+            args += ["-i", _ff(audio_from)]
             stream_args = _stream_args(streams, 1, self.path, source=os.fspath(audio_from))
         color_args, scale = _color_args(color)
         args += ["-map", "0:v:0"] + stream_args + ["-c:v", codec]
@@ -839,7 +848,8 @@ class VideoWriter:
         return _stderr_summary(self._err.read().decode("utf-8", "replace"))
 
     def write(self, frame):
-        """Queue one HxWx3 uint8 RGB frame (the size given to the constructor)."""
+        """Queue one HxWx3 uint8 RGB frame (the size given to the constructor); it is copied, so the
+        caller may reuse the array at once. Raises VideoError if the encoder has failed."""
         if self._closed:
             raise VideoError(f"{self.path}: write() after close()")
         if self._error is not None:
@@ -852,7 +862,9 @@ class VideoWriter:
         if frame.shape[:2] != (self.height, self.width):
             raise VideoError(f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the video's "
                              f"{self.width}x{self.height}")
-        frame = np.ascontiguousarray(frame)
+        # A copy: the caller may reuse its buffer (a model writing into one output array) before the
+        # encoder thread gets to this frame.
+        frame = np.array(frame, order="C", copy=True)
         while True:
             try:
                 self._q.put(frame, timeout=0.5)
@@ -1073,8 +1085,30 @@ def _write_manifest(parts, manifest):
 
 
 def _ours(name):
-    return (name == _MANIFEST or name.startswith(("chunk_", ".chunk_", ".output.", "concat.", "manifest.json"))
-            or name.startswith(".ppgan-write-test."))
+    return (name == _MANIFEST or name.startswith(("chunk_", ".chunk_", ".output", "concat.", "manifest.json",
+                                                  "preflight", ".preflight", ".ppgan-write-test.")))
+
+
+def _preflight(info, input_path, output_path, parts, chunk_ext, writer_kw):
+    """Encode two tiny frames with the job's encoder settings and mux them with the input's streams
+    into the output's container, so that a bad codec, option or container fails now, not after hours
+    of processing at the final join."""
+    chunk = os.path.join(parts, "preflight" + chunk_ext)
+    out = os.path.join(parts, ".output-preflight" + os.path.splitext(output_path)[1])
+    try:
+        with VideoWriter(chunk, 64, 64, info.fps, **writer_kw) as w:
+            for _ in range(2):
+                w.write(np.zeros((64, 64, 3), np.uint8))
+        args = ["-y", "-v", "error", "-i", chunk, "-t", "0.2", "-i", _ff(input_path), "-map", "0:v:0",
+                "-c:v", "copy"]
+        args += _stream_args(info.streams, 1, output_path, source=input_path, quiet=True)
+        _run(args + [out], f"cannot write {output_path}")
+    except VideoError as e:
+        raise VideoError(f"cannot write {output_path} with these settings: {str(e).split(': ', 1)[-1]}") from None
+    finally:
+        for path in (chunk, out):
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
 def _clear_parts(parts, keep_dir=True):
@@ -1131,7 +1165,7 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
         VideoError: bad input/output path, unreadable video, a stage breaking the frame-count or
         frame-size rules, or an ffmpeg failure. Finished chunks stay in the parts folder for resuming.
     """
-    t0 = time.time()
+    t0 = time.perf_counter()
     input_path = os.fspath(input_path)
     output_path = os.path.abspath(os.fspath(output_path))
     info = probe_video(input_path)
@@ -1159,8 +1193,21 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode("utf-8")).hexdigest()
 
     parts = output_path + _PARTS_SUFFIX
-    manifest = _read_manifest(parts) if os.path.isdir(parts) else None
-    if os.path.isdir(parts):
+    writer_kw = {"codec": codec, "crf": crf, "pix_fmt": pix_fmt, "color": info.color, "extra_args": extra_args}
+    existed = os.path.isdir(parts)
+    try:
+        os.makedirs(parts, exist_ok=True)
+    except OSError as e:
+        raise VideoError(f"cannot write {parts}: {e.strerror or e}") from None
+    try:
+        _preflight(info, input_path, output_path, parts, chunk_ext, writer_kw)
+    except BaseException:
+        if not existed:
+            _clear_parts(parts, keep_dir=False)
+        raise
+
+    manifest = _read_manifest(parts)
+    if existed:
         if manifest is None or manifest.get("key") != key or not resume:
             why = "resume=False" if resume is False else "arguments or input changed"
             if manifest is not None or os.listdir(parts):
@@ -1169,18 +1216,18 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
             manifest = None
         else:
             for name in os.listdir(parts):  # temp files of a killed run
-                if name.startswith((".chunk_", ".output.")):
+                if name.startswith((".chunk_", ".output", "preflight", ".preflight")):
                     with contextlib.suppress(OSError):
                         os.remove(os.path.join(parts, name))
     if manifest is None:
         manifest = {"format": _PARTS_FORMAT, "key": key, **ident, "n_chunks": n_chunks, "done": {}}
     try:
-        os.makedirs(parts, exist_ok=True)
         _write_manifest(parts, manifest)
     except OSError as e:
         raise VideoError(f"cannot write {parts}: {e.strerror or e}") from None
 
     # Finished chunks: a prefix whose files are intact.
+    listed = len(manifest["done"])
     done, size = {}, None
     for k in range(n_chunks):
         entry = manifest["done"].get(str(k))
@@ -1191,6 +1238,9 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
         size = tuple(entry["size"])
     manifest["done"] = {str(k): v for k, v in done.items()}
     first = len(done)
+    # "complete": an earlier run decoded to the end (a video with fewer frames than its header said
+    # can leave planned chunks empty), so only the final join is left.
+    manifest["complete"] = bool(manifest.get("complete")) and first == listed and first > 0
     skipped = sum(e["frames"] for e in done.values())
     if first:
         log.info("resuming %s at chunk %d of %d (%d frames already done)", output_path, first + 1, n_chunks, skipped)
@@ -1203,9 +1253,9 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
     frames_it = None
     writer = None
     try:
-        if first < n_chunks:
+        exhausted = first >= n_chunks or manifest["complete"]
+        if not exhausted:
             frames_it = iter_frames(input_path, info, start_frame=first * chunk_frames)
-        exhausted = first >= n_chunks
         k = first
         while k < n_chunks and not exhausted:
             chain.reset()
@@ -1228,8 +1278,7 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
                         raise VideoError(f"stage output size changed from {size[0]}x{size[1]} to "
                                          f"{fsize[0]}x{fsize[1]}; all frames of a video must have one size")
                     if writer is None:
-                        writer = VideoWriter(chunk_path, size[0], size[1], fps, codec=codec, crf=crf,
-                                             pix_fmt=pix_fmt, color=info.color, extra_args=extra_args)
+                        writer = VideoWriter(chunk_path, size[0], size[1], fps, **writer_kw)
                     writer.write(fr)
                     n_written += 1
                     bar.update(1)
@@ -1260,6 +1309,9 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
         if frames_it is not None:
             frames_it.close()
             frames_it = None
+        if not manifest["complete"]:
+            manifest["complete"] = True
+            _write_manifest(parts, manifest)
         if not done:
             raise VideoError(f"no frames decoded from {input_path}")
         total = _finish(info, input_path, output_path, parts, done, chunk_frames, fps)
@@ -1273,7 +1325,7 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
         bar.close()
     if not keep_parts:
         _clear_parts(parts, keep_dir=False)
-    seconds = time.time() - t0
+    seconds = time.perf_counter() - t0
     return {"frames": total, "fps": fps, "seconds": seconds, "output": output_path,
             "duration": float(Fraction(total) / fps), "size": size, "chunks": len(done),
             "resumed_chunks": first, "frames_per_second": processed / seconds if seconds > 0 else 0.0}
@@ -1296,7 +1348,7 @@ def _finish(info, input_path, output_path, parts, done, chunk_frames, fps):
     args = ["-y", "-v", "error"]
     if info.start_time > 0:
         args += ["-itsoffset", f"{info.start_time:.6f}"]
-    args += ["-f", "concat", "-safe", "0", "-i", concat, "-i", input_path, "-map", "0:v:0", "-c:v", "copy"]
+    args += ["-f", "concat", "-safe", "0", "-i", concat, "-i", _ff(input_path), "-map", "0:v:0", "-c:v", "copy"]
     args += _stream_args(info.streams, 1, output_path, source=input_path)
     args += ["-map_metadata", "1", "-map_chapters", "1"]
     if _container(output_path) in ("mp4", "mov"):

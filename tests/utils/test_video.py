@@ -18,8 +18,8 @@ import pytest
 from ppgan.utils.errors import PPGANError
 from ppgan.utils.testvideo import (decode_audio, find_clicks, make_test_video, read_barcode, render_frame,
                                    _source_image)
-from ppgan.utils.video import (FrameStage, VideoError, VideoWriter, is_video_file, iter_frames, probe_streams,
-                               probe_video, process_video, stream_timing)
+from ppgan.utils.video import (FrameStage, VideoError, VideoWriter, ffmpeg_exe, is_video_file, iter_frames,
+                               probe_streams, probe_video, process_video, stream_timing)
 
 NTSC24 = Fraction(24000, 1001)
 NTSC30 = Fraction(30000, 1001)
@@ -250,6 +250,21 @@ def test_vfr_input_becomes_cfr_with_same_duration_and_sync(tmp_path, vids):
     assert abs(s1 - s0) < 1 / 20 and abs(d1 - d0) < 1 / 20
 
 
+def test_video_starting_after_audio_keeps_its_offset(tmp_path, vids):
+    made = vids["mp4"]
+    late = str(tmp_path / "late.mkv")  # the same clip with its video 0.5 s behind its audio
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-itsoffset", "0.5", "-i", made["path"], "-i", made["path"],
+                    "-map", "0:v", "-map", "1:a", "-c", "copy", late], check=True)
+    assert probe_video(late).start_time == pytest.approx(0.5, abs=1e-3)
+    out = str(tmp_path / "late_out.mp4")
+    process_video(late, out, [identity], chunk_seconds=0.5, progress=False)
+    assert probe_video(out).start_time == pytest.approx(0.5, abs=1e-3)
+    frame = 1 / float(NTSC24)
+    before, after = av_offsets(late, made["click_frames"]), av_offsets(out, made["click_frames"])
+    assert all(abs(b + 0.5) < frame for b in before)
+    assert all(abs(a - b) < frame for a, b in zip(after, before))
+
+
 def test_colour_tags_kept(tmp_path, vids):
     out = str(tmp_path / "tagged.mp4")
     process_video(vids["bt709"]["path"], out, [identity], progress=False)
@@ -309,6 +324,105 @@ def test_wrong_frame_count_raises_without_output(tmp_path, vids):
     # only the (resumable) parts folder is left, holding no temp files
     assert sorted(os.listdir(tmp_path)) == ["bad.mp4.ppgan-parts"]
     assert os.listdir(tmp_path / "bad.mp4.ppgan-parts") == ["manifest.json"]
+
+
+def _children_ffmpeg(must_contain=""):
+    """pids of ffmpeg processes started by this process (whose cmdline holds `must_contain`)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().decode("utf-8", "replace").split("\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and "ffmpeg" in os.path.basename(cmd[0]) and any(must_contain in c for c in cmd):
+            found.append(int(pid))
+    return found
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """10 s: longer than what the decode queue and pipe buffer hold."""
+    return make_test_video(str(tmp_path_factory.mktemp("long") / "long.mp4"), seconds=10, fps=24)
+
+
+@pytest.mark.parametrize("victim", ["decoder", "encoder"])
+def test_ffmpeg_dying_mid_job_raises_and_cleans_up(tmp_path, long_clip, victim):
+    """A decoder or encoder killed mid-job (out of memory, ...) becomes a VideoError in the caller; the
+    other ffmpeg is stopped, no output or temp file is left, finished chunks stay for resuming."""
+    out = str(tmp_path / "o.mp4")
+    pushes = []
+
+    def killer(frames):
+        pushes.append(len(frames))
+        if len(pushes) == 6:  # chunk 0 (12 frames, 4 pushes) is done, chunk 1's encoder has started
+            pids = _children_ffmpeg("-an" if victim == "decoder" else "chunk_00001")
+            assert len(pids) == 1
+            os.kill(pids[0], signal.SIGKILL)
+            time.sleep(0.3)
+        return frames
+
+    killer.describe = lambda: "identity"
+    with pytest.raises(VideoError, match="decoding" if victim == "decoder" else "encoding"):
+        process_video(long_clip["path"], out, [killer], batch_size=3, chunk_seconds=0.5, progress=False)
+    assert not _children_ffmpeg()
+    assert sorted(os.listdir(tmp_path)) == ["o.mp4.ppgan-parts"]
+    # frames decoded before the kill may complete more chunks; never a temp file
+    left = sorted(os.listdir(tmp_path / "o.mp4.ppgan-parts"))
+    n_done = len(json.load(open(tmp_path / "o.mp4.ppgan-parts" / "manifest.json"))["done"])
+    assert left == [f"chunk_{k:05d}.mp4" for k in range(n_done)] + ["manifest.json"] and n_done >= 1
+    # the next run picks up from there (a function's `describe` attribute names it in the resume key)
+    seen = []
+
+    def plain(frames):
+        seen.extend(frames)
+        return frames
+
+    plain.describe = killer.describe
+    summary = process_video(long_clip["path"], out, [plain], batch_size=3, chunk_seconds=0.5, progress=False)
+    assert summary["resumed_chunks"] == n_done and len(seen) == long_clip["n_frames"] - 12 * n_done
+    assert [read_barcode(f) for f in decode(out)] == list(range(long_clip["n_frames"]))
+
+
+def test_bad_encoder_settings_fail_before_processing(tmp_path, vids):
+    calls = []
+
+    def count(frames):
+        calls.append(len(frames))
+        return frames
+
+    for kw, words in [({"codec": "no_such_encoder"}, "no_such_encoder"),
+                      ({"extra_args": ["-no_such_option", "1"]}, "no_such_option")]:
+        with pytest.raises(VideoError, match=words):
+            process_video(vids["mp4"]["path"], str(tmp_path / "o.mp4"), [count], progress=False, **kw)
+    with pytest.raises(VideoError, match="WebM"):  # H.264 cannot go into WebM
+        process_video(vids["mp4"]["path"], str(tmp_path / "o.webm"), [count], progress=False)
+    assert calls == [] and os.listdir(tmp_path) == []  # not even a parts folder
+
+
+def test_crash_during_final_join_resumes_with_join_only(tmp_path, vids, monkeypatch):
+    import ppgan.utils.video as video
+
+    real = video._finish
+    monkeypatch.setattr(video, "_finish", lambda *a: (_ for _ in ()).throw(RuntimeError("disk full")))
+    out = str(tmp_path / "j.mkv")
+    with pytest.raises(RuntimeError, match="disk full"):
+        process_video(vids["mkv"]["path"], out, [upscale2], chunk_seconds=0.5, progress=False)
+    monkeypatch.setattr(video, "_finish", real)
+    calls = []
+
+    def counted(frames):
+        calls.append(len(frames))
+        return upscale2(frames)
+
+    counted.describe = lambda: video._FunctionStage(upscale2).describe()
+    summary = process_video(vids["mkv"]["path"], out, [counted], chunk_seconds=0.5, progress=False)
+    assert calls == [] and summary["resumed_chunks"] == summary["chunks"] == 4
+    assert [read_barcode(f) for f in decode(out)] == list(range(vids["mkv"]["n_frames"]))
 
 
 def test_size_change_between_frames_raises(tmp_path, vids):
@@ -496,7 +610,7 @@ def bad_inputs(tmp_path, vids):
     cut_mkv = tmp_path / "truncated.mkv"
     cut_mkv.write_bytes(data[: len(data) // 2])
     audio_only = tmp_path / "audio.m4a"
-    subprocess.run([__import__("ppgan.utils.video", fromlist=["x"]).ffmpeg_exe(), "-v", "error", "-i",
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i",
                     vids["mp4"]["path"], "-vn", "-c", "copy", str(audio_only)], check=True)
     return {"missing": (str(tmp_path / "nope.mp4"), "not found"), "text": (str(text), "Invalid data"),
             "empty": (str(empty), "empty"), "truncated": (str(cut), "moov atom not found"),
