@@ -225,8 +225,10 @@ def make_test_video(path, seconds=2.0, fps=Fraction(24000, 1001), size=(96, 64),
         if vfr:
             args += ["-fps_mode", "passthrough"]
         args += ["-c:v", codec, "-pix_fmt", pix_fmt, "-sws_flags", SWS_FLAGS]
-        if codec in ("libx264", "libx265", "libvpx-vp9"):
-            args += ["-crf", str(crf), "-preset", "veryfast"] if codec != "libvpx-vp9" else ["-crf", str(crf), "-b:v", "0"]
+        if codec in ("libx264", "libx265"):
+            args += ["-crf", str(crf), "-preset", "veryfast"]
+        elif codec == "libvpx-vp9":
+            args += ["-crf", str(crf), "-b:v", "0"]
         if n_audio:
             args += ["-c:a", audio_codec]
             for k in range(n_audio):
@@ -247,7 +249,8 @@ def make_test_video(path, seconds=2.0, fps=Fraction(24000, 1001), size=(96, 64),
             rc = proc.wait()
         if rc != 0:
             err.seek(0)
-            raise VideoError(f"making test video {path} failed: {_stderr_summary(err.read().decode('utf-8', 'replace'))}")
+            msg = _stderr_summary(err.read().decode("utf-8", "replace"))
+            raise VideoError(f"making test video {path} failed: {msg}")
         if rotation:
             err.seek(0)
             err.truncate()

@@ -19,7 +19,7 @@ ffmpeg), run with argument lists; a failure becomes one-line `VideoError`.
 Streams kept: every audio and subtitle stream of the input goes to the output. Each is stream-copied
 when the output container can hold it, otherwise converted:
     .mp4/.m4v: audio aac, mp3, ac3, eac3, alac, opus, flac copied, others (pcm, vorbis, dts, ...) ->
-        AAC 192 kb/s per channel pair; text subtitles -> mov_text; bitmap subtitles (PGS, DVD) dropped.
+        AAC 192 kb/s; text subtitles -> mov_text; bitmap subtitles (PGS, DVD) dropped.
     .mov: as .mp4, and PCM audio is copied too.
     .mkv: everything copied (mov_text subtitles -> srt).
     .webm: opus and vorbis copied, other audio -> Opus; WebVTT copied, other text subtitles ->
@@ -36,7 +36,12 @@ old parts (logged). The stages are `reset()` at every chunk start, so a resumed 
 frames as an uninterrupted one. When all chunks are done they are joined without re-encoding, muxed
 with the input's audio/subtitles into the output (atomic rename) and the parts folder is removed.
 After a failure the output file is not created (or an existing one is left untouched) and no temp
-file is left beside it; the parts folder stays, on purpose, so the next run can resume.
+file is left beside it; the parts folder stays, on purpose, so the next run can resume (bad encoder
+settings or an output container that cannot hold them are caught by a preflight encode before any
+frame is processed, and leave nothing).
+If the process is killed (SIGKILL, power loss), the ffmpeg children exit on their own (end of input,
+broken pipe) and temp files inside the parts folder are removed by the next run; a `VideoWriter`
+used directly can leave its hidden temp file (`.<name>.XXXX.<ext>`) beside the output in that case.
 """
 import contextlib
 import dataclasses
@@ -47,7 +52,6 @@ import math
 import os
 import queue
 import re
-import shutil
 import subprocess
 import tempfile
 import threading

@@ -578,21 +578,29 @@ def _peak_traced(src, out):
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
-        process_video(src, out, [negative], chunk_seconds=5, batch_size=4, progress=False)
+        process_video(src, out, [identity], chunk_seconds=5, batch_size=4, progress=False)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
 
 
-def test_memory_does_not_grow_with_length(tmp_path):
-    short = make_test_video(str(tmp_path / "short.mp4"), seconds=10, fps=24, size=(160, 120), audio=True)
-    long = make_test_video(str(tmp_path / "long.mp4"), seconds=40, fps=24, size=(160, 120), audio=True)
+def test_memory_flat_and_no_drift_on_long_video(tmp_path):
+    """10 s vs 40 s at 29.97 fps: the same peak memory; and after 40 s the audio clicks still land on
+    their frames (a rate rounded to 29.97 or 30 would be 1 ms or 40 ms off by then)."""
+    short = make_test_video(str(tmp_path / "short.mp4"), seconds=10, fps=NTSC30, size=(160, 120))
+    long = make_test_video(str(tmp_path / "long.mp4"), seconds=40, fps=NTSC30, size=(160, 120), click_every=60)
     p_short = _peak_traced(short["path"], str(tmp_path / "s_out.mp4"))
-    p_long = _peak_traced(long["path"], str(tmp_path / "l_out.mp4"))
-    all_frames = long["n_frames"] * 160 * 120 * 3  # 55 MB if a tool held every frame
+    out = str(tmp_path / "l_out.mp4")
+    p_long = _peak_traced(long["path"], out)
+    all_frames = long["n_frames"] * 160 * 120 * 3  # 69 MB if a tool held every frame
     assert p_long - p_short < 2 << 20, (p_short, p_long)
     assert p_long < all_frames / 8, (p_short, p_long)
-    assert probe_video(str(tmp_path / "l_out.mp4")).n_frames == 960
+    res = probe_video(out)
+    assert res.n_frames == long["n_frames"] == 1199 and res.fps == NTSC30
+    assert abs(res.duration - float(long["duration"])) < 1e-6
+    frame = 1 / float(NTSC30)
+    offsets = av_offsets(out, long["click_frames"])
+    assert max(abs(o) for o in offsets) < frame / 2 and abs(offsets[-1] - offsets[0]) < 0.002, offsets
 
 
 # ---- errors and paths ------------------------------------------------------------------------
@@ -645,6 +653,12 @@ def test_output_equal_to_input_and_unwritable_folder(tmp_path, vids):
         process_video(src, str(blocker / "out.mp4"), [identity], progress=False)
     with pytest.raises(VideoError, match="extension"):
         process_video(src, str(tmp_path / "noext"), [identity], progress=False)
+    if os.geteuid() != 0:  # root may write into a read-only folder
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        with pytest.raises(VideoError, match="not writable"):
+            process_video(src, str(ro / "out.mp4"), [identity], progress=False)
 
 
 def test_odd_paths(tmp_path, vids):
