@@ -30,8 +30,10 @@ class _VideoSRPredictor(ImagePredictor):
         super().__init__(output=output, device=device, half=half, verbose=verbose)
         self.model_name = pick_model(model, weight_path, self.default_model, self.paddle_model)
         self.spec = get_spec(self.model_name)
+        self.model_name = self.spec.name
         self.net = build_from_spec(self.spec, weight_path=weight_path, device=self.device)
         self.multiple = int(getattr(self.net, "size_multiple", 4) or 4)
+        self.min_size = int(getattr(self.net, "min_input_size", 0) or getattr(self.net, "MIN_SIZE", 1))
         self._log(f"[ppgan] {self.name} model: {self.model_name}")
 
     def _net(self, clip):
@@ -40,13 +42,13 @@ class _VideoSRPredictor(ImagePredictor):
         with torch.no_grad():
             if self.half:
                 with torch.autocast("cuda", dtype=torch.float16):
-                    out = padded_video_forward(self.net, x, self.multiple)
+                    out = padded_video_forward(self.net, x, self.multiple, self.min_size)
                 if not torch.isfinite(out).all():
                     self.stats["fp32_retries"] += 1
                     self._log("[ppgan] fp16 output not finite: clip recomputed in fp32")
-                    out = padded_video_forward(self.net, x.float(), self.multiple)
+                    out = padded_video_forward(self.net, x.float(), self.multiple, self.min_size)
             else:
-                out = padded_video_forward(self.net, x, self.multiple)
+                out = padded_video_forward(self.net, x, self.multiple, self.min_size)
         return out.float().clamp_(0, 1).cpu()
 
     def describe(self):

@@ -47,6 +47,7 @@ class RealSRPredictor(ImagePredictor):
         super().__init__(output=output, device=device, half=half, verbose=verbose)
         self.model_name = pick_model(model, weight_path)
         self.spec = get_spec(self.model_name)
+        self.model_name = self.spec.name
         self.net = build_from_spec(self.spec, weight_path=weight_path, device=self.device)
         self.scale = int(getattr(self.net, "scale", 0) or getattr(self.net, "upscale", 0) or 4)
         self.tile, self.tile_overlap = tile, tile_overlap
