@@ -32,7 +32,8 @@ def main(argv=None):
                    help="model name (default realesrgan-x4plus; edvr-*/basicvsr-* pick the video nets)")
     p.add_argument("--weight_path", default=None, help="weight file (.pdparams, .pth, .safetensors)")
     p.add_argument("--tile", type=int, default=None, help="tile size in input pixels (default: from memory; 0: off)")
-    p.add_argument("--tile_overlap", type=int, default=16, help="context pixels around each tile (default 16)")
+    p.add_argument("--tile_overlap", type=int, default=None,
+                   help="context pixels around each tile (default: exact for compact nets, 64 for RRDBNet)")
     p.add_argument("--num_frames", type=int, default=10, help="BasicVSR clip length (default 10)")
     cli_args.add_device_args(p)
     cli_args.add_video_args(p)

@@ -36,12 +36,21 @@ def log(msg):
 
 
 def memory_budget(device):
-    """Bytes of activations one tile may use: a quarter of the GPU's total memory on CUDA, 1 GiB
-    on CPU. Taken from totals, not from what happens to be free, so the tile size (and with it
-    the exact output) does not change from run to run."""
+    """Bytes of activations one tile may use: a quarter of the GPU's total memory on CUDA; on CPU
+    an eighth of the RAM, between 1 and 4 GiB. Taken from totals, not from what happens to be
+    free, so the tile size (and with it the exact output) does not change from run to run."""
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory // 4
-    return 1 << 30
+    total = 8 << 30
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    total = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    return min(max(total // 8, 1 << 30), 4 << 30)
 
 
 class _HalfWithFallback(torch.nn.Module):

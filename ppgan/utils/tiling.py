@@ -16,9 +16,10 @@ R of a stack of stride-1 k x k convs is the number of convs times (k - 1) / 2 al
 path; an upsampling tail adds a little (in input pixels). For example RRDBNet (ESRGAN) with nb
 RRDB blocks: conv_first (1) + 15 per RRDB (3 dense blocks, whose longest path is 5 convs) +
 trunk_conv (1) at input resolution, then upconv1 at x2 and upconv2, HRconv, conv_last at x4,
-which reach 2 more input pixels: R = 15 * nb + 4 (19 for nb=1, 349 for the 23-block ESRGAN, so
-tiling a deep ESRGAN is exact only with a large overlap; in practice its influence decays far
-faster and an overlap of 16-32 gives visually seamless results).
+which reach 2 more input pixels: R = 15 * nb + 4 (19 for nb=1, 349 for the 23-block ESRGAN,
+so tiling a deep ESRGAN is exact only with a large overlap; its influence decays fast, though: measured on Real-ESRGAN x4plus (64-pixel cores), the largest
+difference to whole-image inference is 1.6e-1 at overlap 24, 5.8e-2 at 40, 6.7e-4 at 64,
+4.5e-5 at 96 and 1e-6 at 128 (outputs in [0, 1]), so 64 is invisible and 96 is within 1e-4).
 
 Two more conditions make the result exact: windows start at multiples of the net's
 `size_multiple` (so strided / pixel-unshuffled grids line up with whole-image inference; the

@@ -86,18 +86,6 @@ def test_fit_square_keeps_aspect_ratio():
     assert sq[:32, :30].min() == 1.0 and sq[:32, 34:].max() == 0.0  # not squashed: left half still left half
 
 
-@pytest.fixture(scope="module")
-def deoldify_weights(tmp_path_factory):
-    """Random-init artistic DeOldify weights saved as a .pth (no real weights offline)."""
-    from ppgan.models.generators.deoldify import build_model
-
-    torch.manual_seed(0)
-    net = build_model("artistic").eval()
-    path = str(tmp_path_factory.mktemp("w") / "deoldify_art.pth")
-    torch.save(net.state_dict(), path)
-    return path
-
-
 def test_deoldify_keeps_size_and_the_originals_luminance(deoldify_weights):
     from skimage import data
 
@@ -175,3 +163,36 @@ def test_sr_cli_folder_reports_failures_with_exit_3(tmp_path, face):
     assert "failed: " in r.stderr and "b.png" in r.stderr
     assert imread(tmp_path / "o" / "RealSR" / "a_sr.png").shape == (64, 64, 3)
     assert not (tmp_path / "o" / "RealSR" / "b_sr.png").exists()
+
+
+def test_realesrgan_x4plus_beats_bicubic_on_a_degraded_photo():
+    """Real-ESRGAN x4plus (packaged ncnn weights, read by our loader) on a real photo reduced x4
+    and JPEG-compressed (quality 40), the kind of input it was trained to restore: its PSNR to
+    the original is clearly above bicubic (measured 26.48 vs 24.69 dB). On clean bicubic
+    down-scales this GAN model scores below bicubic (27.91 vs 28.32 here), as GAN SR does."""
+    import cv2
+    from skimage import data
+
+    img = data.coffee()[:256, 100:356]
+    lr = np.clip(imresize(img.astype(np.float64) / 255, 0.25) * 255 + 0.5, 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", lr[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 40])
+    lr = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
+    sr = RealSRPredictor(model="realesrgan-x4plus", device="cpu", tile=0, verbose=False).predict(lr)
+    bic = cv2.resize(lr, (256, 256), interpolation=cv2.INTER_CUBIC)
+    crop = (slice(4, -4), slice(4, -4))
+    p_sr, p_bic = psnr(sr[crop], img[crop]), psnr(bic[crop], img[crop])
+    assert p_sr > p_bic + 1.0, (p_sr, p_bic)
+
+
+@pytest.mark.slow
+def test_realesrgan_x4plus_tiled_equals_untiled_within_1e4():
+    """A 48x512 strip of a real photo cut into 64-pixel cores with 96 pixels of context on each
+    side (so there are real seams) gives the whole-image result within 1e-4 (fp32)."""
+    from skimage import data
+
+    sr = RealSRPredictor(model="realesrgan-x4plus", device="cpu", verbose=False)
+    x = torch.from_numpy(data.coffee()[100:148, :512].transpose(2, 0, 1).astype(np.float32) / 255)[None]
+    whole = sr.forward_image(sr.net, x, tile=0)
+    tiled = sr.forward_image(sr.net, x, tile=64, overlap=96)
+    assert whole.shape == (1, 3, 192, 2048)
+    assert (whole - tiled).abs().max().item() < 1e-4

@@ -133,12 +133,8 @@ def test_edvr_window_uses_neighbours_and_repeats_edges():
     assert seen[0] == [0, 0, 0, 1, 2] and seen[3] == [1, 2, 3, 4, 5] and seen[6] == [4, 5, 6, 6, 6]
 
 
-def test_deoldify_video_temporal_smoothing_reduces_flicker(tmp_path, clip):
-    from ppgan.models.generators.deoldify import build_model
-
-    torch.manual_seed(0)
-    w = str(tmp_path / "art.pth")
-    torch.save(build_model("artistic").state_dict(), w)
+def test_deoldify_video_temporal_smoothing_reduces_flicker(tmp_path, clip, deoldify_weights):
+    w = deoldify_weights
     src, info = clip
 
     def chroma_flicker(path):
@@ -157,12 +153,8 @@ def test_deoldify_video_temporal_smoothing_reduces_flicker(tmp_path, clip):
     assert chroma_flicker(outs[0.9]) < 0.85 * chroma_flicker(outs[0.0])
 
 
-def test_video_enhance_cli_chains_models_in_one_pass(tmp_path, clip):
-    from ppgan.models.generators.deoldify import build_model
-
-    torch.manual_seed(0)
-    w = str(tmp_path / "art.pth")
-    torch.save(build_model("artistic").state_dict(), w)
+def test_video_enhance_cli_chains_models_in_one_pass(tmp_path, clip, deoldify_weights):
+    w = deoldify_weights
     src, _ = clip
     r = subprocess.run([sys.executable, ENHANCE_CLI, "--input", src, "--process_order", "DeOldify", "RealSR",
                         "--DeOldify_weight", w, "--artistic", "--render_factor", "2", "--RealSR_model",
