@@ -118,6 +118,8 @@ class BasePredictor:
         h, w = x.shape[-2:]
         if tile is None:
             tile = self.auto_tile(net)
+            if h * w <= tile * tile:  # the whole image fits the budget: one window, exact
+                tile = 0
         tile = int(tile) or max(h, w)
         while True:
             try:
