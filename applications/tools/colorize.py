@@ -40,9 +40,7 @@ def main(argv=None):
         pred = DeOldifyPredictor(output=args.output, weight_path=args.weight_path, artistic=args.artistic,
                                  render_factor=args.render_factor, temporal_smoothing=args.temporal_smoothing,
                                  device=args.device, half=args.half, verbose=not args.quiet)
-        result = pred.run(args.input, output_path=args.output_path, skip_existing=args.skip_existing,
-                          video_options=cli_args.video_options(args), progress=not args.quiet)
-        return cli_args.print_result(result)
+        return cli_args.run_predictor(pred, args)
 
     return cli_args.run_main(run)
 

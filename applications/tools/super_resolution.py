@@ -55,9 +55,7 @@ def main(argv=None):
             pred = BasicVSRPredictor(num_frames=args.num_frames, **common)
         else:
             pred = RealSRPredictor(tile=args.tile, tile_overlap=args.tile_overlap, **common)
-        result = pred.run(args.input, output_path=args.output_path, skip_existing=args.skip_existing,
-                          video_options=cli_args.video_options(args), progress=not args.quiet)
-        return cli_args.print_result(result)
+        return cli_args.run_predictor(pred, args)
 
     return cli_args.run_main(run)
 

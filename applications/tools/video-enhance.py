@@ -74,9 +74,7 @@ def main(argv=None):
                 preds.append(BasicVSRPredictor(weight_path=args.BasicVSR_weight, num_frames=args.num_frames,
                                                **common))
         pipe = EnhancePipeline(preds, output=args.output, verbose=not args.quiet)
-        result = pipe.run(args.input, output_path=args.output_path, skip_existing=args.skip_existing,
-                          video_options=cli_args.video_options(args), progress=not args.quiet)
-        return cli_args.print_result(result)
+        return cli_args.run_predictor(pipe, args)
 
     return cli_args.run_main(run)
 

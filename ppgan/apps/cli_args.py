@@ -66,6 +66,13 @@ def print_result(result):
     return 0
 
 
+def run_predictor(pred, args):
+    """`pred.run` on the CLI's input / output flags; prints the result, returns the exit code."""
+    result = pred.run(args.input, output_path=args.output_path, skip_existing=args.skip_existing,
+                      video_options=video_options(args), progress=not args.quiet)
+    return print_result(result)
+
+
 def run_main(fn):
     """Run `fn()` (which returns an exit code) with errors as one line."""
     from ..utils.errors import USER_ERRORS, report

@@ -61,6 +61,7 @@ from fractions import Fraction
 import numpy as np
 
 from .errors import PPGANError
+from .io import check_writable_dir
 
 log = logging.getLogger("ppgan.video")
 
@@ -1061,12 +1062,9 @@ def _same_file(a, b):
 
 def _check_output_dir(folder):
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".ppgan-write-test.", dir=folder)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as e:
-        raise VideoError(f"output folder is not writable: {folder} ({e.strerror or e})") from None
+        check_writable_dir(folder)
+    except PPGANError as e:
+        raise VideoError(str(e)) from None
 
 
 def _read_manifest(parts):
