@@ -17,9 +17,9 @@ import os
 from ..utils.errors import USER_ERRORS, PPGANError, one_line
 from ..utils.image import IMAGE_EXTENSIONS, is_image_file
 from ..utils.io import check_writable_dir
+from ..utils.video import VIDEO_EXTS
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".flv", ".wmv", ".mpg", ".mpeg", ".ts",
-                    ".mts", ".m2ts", ".3gp", ".ogv")
+VIDEO_EXTENSIONS = tuple(sorted(VIDEO_EXTS))
 KEEP_CONTAINERS = (".mp4", ".mkv", ".mov", ".webm", ".m4v")
 
 
@@ -61,7 +61,7 @@ def collect_inputs(spec):
                     found.append(os.path.join(dirpath, name))
         if not found:
             raise PPGANError(f"no image or video files in folder {spec} "
-                             f"(looked for {', '.join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS[:4])}, ...)")
+                             f"(looked for {', '.join(IMAGE_EXTENSIONS)} and videos)")
         return "folder", spec, found
     if _has_glob(spec):
         found = sorted(p for p in globlib.glob(spec, recursive=True) if os.path.isfile(p))
@@ -98,7 +98,7 @@ def process_one(pred, src, dst, video_options, progress):
         return dst
     if not is_image_file(src):
         raise PPGANError(f"unsupported file type: {src} (images: {' '.join(IMAGE_EXTENSIONS)}; "
-                         f"videos: {' '.join(VIDEO_EXTENSIONS)})")
+                         "videos: .mp4 .mkv .mov .avi .webm ...)")
     return pred.run_image(src, dst)
 
 
