@@ -20,6 +20,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
+def peak_rss_mb():
+    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries that across exec from the
+    parent, so a child would report the parent's peak (e.g. while it made the test video)."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(args):
     """Run one job in this process and print its figures as JSON."""
     import torch
@@ -41,7 +51,7 @@ def child(args):
     info = probe_video(out)
     print(json.dumps({"frames": info.n_frames, "seconds": round(secs, 1), "setup_s": round(setup, 1),
                       "fps": round(info.n_frames / secs, 2),
-                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                      "peak_rss_mb": round(peak_rss_mb(), 1),
                       "out_size": [info.width, info.height], "device": str(pred.device)}))
 
 
