@@ -67,7 +67,17 @@ def print_result(result):
 
 
 def run_predictor(pred, args):
-    """`pred.run` on the CLI's input / output flags; prints the result, returns the exit code."""
+    """`pred.run` on the CLI's input / output flags; prints the result, returns the exit code.
+    Status messages of the library (e.g. 'resuming ... at chunk 3 of 5') go to stderr unless
+    --quiet."""
+    import logging
+
+    lib_log = logging.getLogger("ppgan")
+    if not args.quiet and not lib_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[ppgan] %(message)s"))
+        lib_log.addHandler(handler)
+        lib_log.setLevel(logging.INFO)
     result = pred.run(args.input, output_path=args.output_path, skip_existing=args.skip_existing,
                       video_options=video_options(args), progress=not args.quiet)
     return print_result(result)
