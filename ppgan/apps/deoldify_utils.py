@@ -19,6 +19,10 @@ PaddleGAN's pipeline for an image array `img` (RGB, uint8):
      8-bit formulas with B and R exchanged). The swap is the same both ways, so the result keeps
      the grey input exactly as its (swapped) luminance: the model only chooses the chroma.
 `preprocess` does steps 1-2, `postprocess` steps 4-5.
+
+These reproduce PaddleGAN's output for comparisons; `DeOldifyPredictor` itself keeps the aspect
+ratio (pads instead of squashing in step 2), uses float YUV in RGB order, and desaturates
+out-of-gamut colours instead of clipping (see `ppgan/apps/deoldify_predictor.py`).
 """
 import cv2
 import numpy as np
