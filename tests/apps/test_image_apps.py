@@ -196,3 +196,24 @@ def test_realesrgan_x4plus_tiled_equals_untiled_within_1e4():
     tiled = sr.forward_image(sr.net, x, tile=64, overlap=96)
     assert whole.shape == (1, 3, 192, 2048)
     assert (whole - tiled).abs().max().item() < 1e-4
+
+
+def test_realsr_takes_a_paddlegan_pdparams_file(tmp_path, face):
+    """PaddleGAN users pass their DF2K_JPEG.pdparams: the RealSR net is picked from the file type
+    and the weights go through the restricted-unpickler converter."""
+    import pickle
+
+    from ppgan.models.generators.rrdb_net import RRDBNet
+
+    torch.manual_seed(1)
+    ref = RRDBNet(3, 3, 64, 23).eval()
+    path = tmp_path / "DF2K_JPEG.pdparams"
+    with open(path, "wb") as f:
+        pickle.dump({k: v.numpy() for k, v in ref.state_dict().items()}, f, protocol=2)
+    sr = RealSRPredictor(weight_path=str(path), device="cpu", tile=0, verbose=False)
+    assert sr.model_name == "realsr-df2k-jpeg"
+    small = face[::8, ::8]
+    x = torch.from_numpy(small.transpose(2, 0, 1).astype(np.float32) / 255)[None]
+    with torch.no_grad():
+        want = ref(x).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(sr.predict(small), (want * 255 + 0.5).astype(np.uint8))
