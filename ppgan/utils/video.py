@@ -1249,8 +1249,11 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
 
     from tqdm import tqdm
 
+    # two bars: frames decoded (reader thread's output) and frames through the stages into the encoder
+    dbar = tqdm(total=info.n_frames, initial=min(skipped, info.n_frames), unit="frame", disable=not progress,
+                desc="decode", dynamic_ncols=True, leave=False, position=1)
     bar = tqdm(total=info.n_frames, initial=min(skipped, info.n_frames), unit="frame", disable=not progress,
-               desc=os.path.basename(output_path), dynamic_ncols=True, leave=True)
+               desc=os.path.basename(output_path), dynamic_ncols=True, leave=True, position=0)
     processed = 0
     frames_it = None
     writer = None
@@ -1290,6 +1293,7 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
                 batch = []
                 for fr in frames_it:
                     batch.append(fr)
+                    dbar.update(1)
                     if len(batch) >= want:
                         break
                 if not batch:
@@ -1324,6 +1328,7 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
             frames_it.close()
         raise
     finally:
+        dbar.close()
         bar.close()
     if not keep_parts:
         _clear_parts(parts, keep_dir=False)
