@@ -33,7 +33,8 @@ def main(argv=None):
     p.add_argument("--weight_path", default=None, help="weight file (.pdparams, .pth, .safetensors)")
     p.add_argument("--tile", type=int, default=None, help="tile size in input pixels (default: from memory; 0: off)")
     p.add_argument("--tile_overlap", type=int, default=None,
-                   help="context pixels around each tile (default: exact for compact nets, 64 for RRDBNet)")
+                   help="context pixels around each tile (default: exact for compact nets, 64 for RRDBNet, "
+                        "32 for the video nets)")
     p.add_argument("--num_frames", type=int, default=10, help="BasicVSR clip length (default 10)")
     cli_args.add_device_args(p)
     cli_args.add_video_args(p)
@@ -49,12 +50,13 @@ def main(argv=None):
         arch = get_spec(name).arch
         common = dict(output=args.output, weight_path=args.weight_path, model=name, device=args.device,
                       half=args.half, verbose=not args.quiet)
+        tiles = {"tile": args.tile} if args.tile_overlap is None else {"tile": args.tile, "tile_overlap": args.tile_overlap}
         if arch == "EDVRNet":
-            pred = EDVRPredictor(**common)
+            pred = EDVRPredictor(**common, **tiles)
         elif arch == "BasicVSRNet":
-            pred = BasicVSRPredictor(num_frames=args.num_frames, **common)
+            pred = BasicVSRPredictor(num_frames=args.num_frames, **common, **tiles)
         else:
-            pred = RealSRPredictor(tile=args.tile, tile_overlap=args.tile_overlap, **common)
+            pred = RealSRPredictor(**common, **tiles)
         return cli_args.run_predictor(pred, args)
 
     return cli_args.run_main(run)

@@ -36,7 +36,7 @@ def main(argv=None):
     p.add_argument("--temporal_smoothing", type=float, default=0.0, help="DeOldify: colour smoothing 0..0.95")
     p.add_argument("--RealSR_weight", default=None, help="RealSR weights (.pdparams / .pth)")
     p.add_argument("--RealSR_model", default=None, help="RealSR model name (default realesrgan-x4plus)")
-    p.add_argument("--tile", type=int, default=None, help="RealSR tile size (default: from memory; 0: off)")
+    p.add_argument("--tile", type=int, default=None, help="tile size of the SR models (default: from memory; 0: off)")
     p.add_argument("--EDVR_weight", default=None, help="EDVR weights (.pdparams / .pth)")
     p.add_argument("--BasicVSR_weight", default=None, help="BasicVSR weights (.pdparams / .pth)")
     p.add_argument("--num_frames", type=int, default=10, help="BasicVSR clip length (default 10)")
@@ -69,10 +69,10 @@ def main(argv=None):
                 preds.append(RealSRPredictor(weight_path=args.RealSR_weight, model=args.RealSR_model, tile=args.tile,
                                              **common))
             elif order == "EDVR":
-                preds.append(EDVRPredictor(weight_path=args.EDVR_weight, **common))
+                preds.append(EDVRPredictor(weight_path=args.EDVR_weight, tile=args.tile, **common))
             else:
                 preds.append(BasicVSRPredictor(weight_path=args.BasicVSR_weight, num_frames=args.num_frames,
-                                               **common))
+                                               tile=args.tile, **common))
         pipe = EnhancePipeline(preds, output=args.output, verbose=not args.quiet)
         return cli_args.run_predictor(pipe, args)
 

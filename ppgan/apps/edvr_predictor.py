@@ -10,7 +10,6 @@ exactly the frames of an uninterrupted one.
 import numpy as np
 import torch
 
-from ..utils.inference import padded_video_forward
 from .base_predictor import ImagePredictor, merge_image, split_image
 from .realsr_predictor import pick_model
 from .weights import build_from_spec, get_spec
@@ -21,35 +20,51 @@ def _clip_tensor(frames):
     return torch.from_numpy(np.ascontiguousarray(np.stack(frames).transpose(0, 3, 1, 2)))[None]
 
 
+class _ClipAsImage(torch.nn.Module):
+    """A video net seen as an image net, so clips can be tiled like images: [N, T*3, H, W] ->
+    the net's output with frames folded into channels ([N, 3, sH, sW] for EDVR, [N, T*3, sH, sW]
+    for BasicVSR)."""
+
+    def __init__(self, net, multiple, min_size):
+        super().__init__()
+        self.net = net
+        self.size_multiple, self.min_input_size = multiple, min_size
+        self.video_out = False  # whether the net returns every frame ([N, T, 3, sH, sW])
+
+    def forward(self, x):
+        n, tc, h, w = x.shape
+        out = self.net(x.reshape(n, tc // 3, 3, h, w))
+        self.video_out = out.ndim == 5
+        return out.reshape(n, -1, *out.shape[-2:])
+
+
 class _VideoSRPredictor(ImagePredictor):
     suffix = "_sr"
     default_model = None
     paddle_model = None
 
-    def __init__(self, output="output", weight_path=None, model=None, device="auto", half=None, verbose=True):
+    def __init__(self, output="output", weight_path=None, model=None, device="auto", half=None, verbose=True,
+                 tile=None, tile_overlap=32):
         super().__init__(output=output, device=device, half=half, verbose=verbose)
         self.model_name = pick_model(model, weight_path, self.default_model, self.paddle_model)
         self.spec = get_spec(self.model_name)
         self.model_name = self.spec.name
         self.net = build_from_spec(self.spec, weight_path=weight_path, device=self.device)
-        self.multiple = int(getattr(self.net, "size_multiple", 4) or 4)
-        self.min_size = int(getattr(self.net, "min_input_size", 0) or getattr(self.net, "MIN_SIZE", 1))
+        multiple = int(getattr(self.net, "size_multiple", 4) or 4)
+        min_size = int(getattr(self.net, "min_input_size", 0) or getattr(self.net, "MIN_SIZE", 1))
+        self.clip_net = _ClipAsImage(self.net, multiple, min_size)
+        self.tile, self.tile_overlap = tile, int(tile_overlap)
         self._log(f"[ppgan] {self.name} model: {self.model_name}")
 
     def _net(self, clip):
-        """[1, T, 3, H, W] float32 CPU -> net output on CPU float32."""
-        x = clip.to(self.device)
-        with torch.no_grad():
-            if self.half:
-                with torch.autocast("cuda", dtype=torch.float16):
-                    out = padded_video_forward(self.net, x, self.multiple, self.min_size)
-                if not torch.isfinite(out).all():
-                    self.stats["fp32_retries"] += 1
-                    self._log("[ppgan] fp16 output not finite: clip recomputed in fp32")
-                    out = padded_video_forward(self.net, x.float(), self.multiple, self.min_size)
-            else:
-                out = padded_video_forward(self.net, x, self.multiple, self.min_size)
-        return out.float().clamp_(0, 1).cpu()
+        """[1, T, 3, H, W] float32 CPU -> the net's output ([1, 3, 4H, 4W] or [1, T, 3, 4H, 4W]) on
+        CPU, float32 in [0, 1]. Large frames run in overlapping tiles (`tile`, `tile_overlap`),
+        with the fp16 fall-back and out-of-memory halving of `BasePredictor.forward_image`."""
+        n, t, c, h, w = clip.shape
+        out = self.forward_image(self.clip_net, clip.reshape(n, t * c, h, w), tile=self.tile,
+                                 overlap=self.tile_overlap, scale=4)
+        out = out.clamp_(0, 1)
+        return out.reshape(n, t, c, *out.shape[-2:]) if self.clip_net.video_out else out
 
     def describe(self):
         return f"{type(self).__name__}({self.model_name})"
@@ -63,6 +78,8 @@ class EDVRPredictor(_VideoSRPredictor):
         output (str): output folder; results go to `<output>/EDVR/`.
         weight_path (str | None): weight file overriding the model's default source.
         model (str | None): a name from `ppgan.apps.weights` (default PaddleGAN's EDVR-L with TSA).
+        tile (int | None), tile_overlap (int): spatial tiles of the frames, as RealSRPredictor
+            (None: from memory; the whole frame when it fits); default overlap 32.
         device, half: as for every predictor.
     """
 
@@ -70,8 +87,9 @@ class EDVRPredictor(_VideoSRPredictor):
     default_model = "edvr-l-w-tsa"  # PaddleGAN's EDVRPredictor: EDVRNet(nf=128, back_RBs=40), TSA
     paddle_model = "edvr-l-w-tsa"
 
-    def __init__(self, output="output", weight_path=None, model=None, device="auto", half=None, verbose=True):
-        super().__init__(output, weight_path, model, device, half, verbose)
+    def __init__(self, output="output", weight_path=None, model=None, device="auto", half=None, verbose=True,
+                 tile=None, tile_overlap=32):
+        super().__init__(output, weight_path, model, device, half, verbose, tile, tile_overlap)
         self.nframes = int(getattr(self.net, "nframes", 5))
 
     def predict_rgb(self, rgb):
@@ -138,6 +156,7 @@ class BasicVSRPredictor(_VideoSRPredictor):
         weight_path (str | None): weight file overriding the model's default source.
         model (str | None): a name from `ppgan.apps.weights` (default PaddleGAN's BasicVSR REDS).
         num_frames (int): frames per clip (default 10, as PaddleGAN).
+        tile (int | None), tile_overlap (int): spatial tiles, as EDVRPredictor.
         device, half: as for every predictor.
     """
 
@@ -146,8 +165,8 @@ class BasicVSRPredictor(_VideoSRPredictor):
     paddle_model = "basicvsr-reds"
 
     def __init__(self, output="output", weight_path=None, model=None, num_frames=10, device="auto", half=None,
-                 verbose=True):
-        super().__init__(output, weight_path, model, device, half, verbose)
+                 verbose=True, tile=None, tile_overlap=32):
+        super().__init__(output, weight_path, model, device, half, verbose, tile, tile_overlap)
         if int(num_frames) < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
         self.num_frames = int(num_frames)

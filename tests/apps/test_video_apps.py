@@ -182,3 +182,25 @@ def test_corrupt_and_fake_videos_give_one_line_and_no_output(tmp_path):
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), r.stderr
         assert not list((tmp_path / "o").rglob("*.mp4")) and not list((tmp_path / "o").rglob("*.mkv"))
+
+
+def test_video_sr_predictors_on_images_tiled_with_alpha_and_gray(tmp_path):
+    from skimage import data
+
+    spec, w = small_spec("EDVRNet", dict(nf=16, nframes=5, groups=2, front_RBs=1, back_RBs=1, w_TSA=False),
+                         tmp_path, "edvr-tiny2")
+    img = data.astronaut()[100:164:2, 180:276:2]  # 32x48
+    whole = EDVRPredictor(model=spec, weight_path=w, device="cpu", verbose=False, tile=0)
+    tiled = EDVRPredictor(model=spec, weight_path=w, device="cpu", verbose=False, tile=16, tile_overlap=16)
+    a, b = whole.predict(img), tiled.predict(img)
+    assert a.shape == b.shape == (128, 192, 3)
+    assert np.abs(a.astype(int) - b).mean() < 2.0  # tiles with context match the whole frame closely
+    alpha = np.zeros(img.shape[:2], np.uint8)
+    alpha[:, 24:] = 255
+    rgba = tiled.predict(np.dstack([img, alpha]))
+    assert rgba.shape == (128, 192, 4) and rgba[:, 100:, 3].min() == 255 and rgba[:, :90, 3].max() == 0
+    assert tiled.predict(img[..., 0]).shape == (128, 192)
+    spec, w = small_spec("BasicVSRNet", dict(mid_channels=8, num_blocks=1), tmp_path, "basicvsr-tiny2")
+    bv = BasicVSRPredictor(model=spec, weight_path=w, device="cpu", verbose=False)
+    deep = bv.predict(img.astype(np.uint16) * 257)
+    assert deep.shape == (128, 192, 3) and deep.dtype == np.uint16
