@@ -51,6 +51,10 @@ def check_args(args):
         raise PPGANError(f"--chunk_seconds must be > 0, got {args.chunk_seconds}")
     if getattr(args, "tile", None) is not None and args.tile < 0:
         raise PPGANError(f"--tile must be >= 0 (0 = no tiling), got {args.tile}")
+    if getattr(args, "input", None) is not None:
+        from .inputs import collect_inputs
+
+        collect_inputs(args.input)  # a missing input is reported before any model is loaded
 
 
 def print_result(result):

@@ -217,3 +217,11 @@ def test_realsr_takes_a_paddlegan_pdparams_file(tmp_path, face):
     with torch.no_grad():
         want = ref(x).clamp(0, 1)[0].permute(1, 2, 0).numpy()
     np.testing.assert_array_equal(sr.predict(small), (want * 255 + 0.5).astype(np.uint8))
+
+
+def test_missing_input_is_reported_before_weights_are_fetched(tmp_path):
+    env = dict(os.environ, PPGAN_HOME=str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, COLOR_CLI, "--input", str(tmp_path / "nope.jpg"), "--device", "cpu"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2 and r.stderr.strip() == f"error: input not found: {tmp_path / 'nope.jpg'}"
+    assert not (tmp_path / "cache").exists()  # no download was attempted
