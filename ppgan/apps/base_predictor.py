@@ -113,9 +113,12 @@ class BasePredictor:
 
         Windows of `tile` input pixels (None: from free memory; 0: whole image) with `overlap`
         pixels of context (see `ppgan.utils.tiling`); on out-of-memory the tile is halved and
-        the image is done again (logged), down to 32 pixels."""
+        the image is done again (logged), down to 32 pixels; a net with `tileable = False`
+        (image-global operations) is always run whole."""
         run_net = _HalfWithFallback(net, self.stats) if self.half else net
         h, w = x.shape[-2:]
+        if not getattr(net, "tileable", True):
+            tile = 0
         if tile is None:
             tile = self.auto_tile(net)
             if h * w <= tile * tile:  # the whole image fits the budget: one window, exact
@@ -134,6 +137,9 @@ class BasePredictor:
             except OOM_ERRORS:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
+                if not getattr(net, "tileable", True):
+                    raise PPGANError(f"out of memory on {self.device}; {type(net).__name__} sees the whole "
+                                     f"image at once and cannot be tiled: use a smaller input size") from None
                 if tile <= MIN_TILE:
                     raise PPGANError(f"out of memory even with {MIN_TILE}-pixel tiles on {self.device}") from None
                 self.stats["oom_retries"] += 1

@@ -52,9 +52,9 @@ def check_args(args):
     if getattr(args, "tile", None) is not None and args.tile < 0:
         raise PPGANError(f"--tile must be >= 0 (0 = no tiling), got {args.tile}")
     if getattr(args, "input", None) is not None:
-        from .inputs import collect_inputs
+        from .inputs import check_input_exists
 
-        collect_inputs(args.input)  # a missing input is reported before any model is loaded
+        check_input_exists(args.input)  # reported before any model is loaded (or fetched)
 
 
 def print_result(result):

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from ..utils.errors import PPGANError
-from ..utils.inference import padded_forward
 from .base_predictor import ImagePredictor, merge_image, split_image
 from .weights import build_from_spec, get_spec
 
@@ -98,17 +97,9 @@ class DeOldifyPredictor(ImagePredictor):
         """HxWx3 gray float image -> the model's HxWx3 colour image (float, [0, 1])."""
         h, w = gray3.shape[:2]
         sq, (nh, nw) = fit_square(gray3, self.render_factor * RENDER_BASE)
-        x = torch.from_numpy(((sq - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1).copy())[None].to(self.device)
-        with torch.no_grad():
-            if self.half:
-                with torch.autocast("cuda", dtype=torch.float16):
-                    y = padded_forward(self.net, x)
-                if not torch.isfinite(y).all():
-                    self.stats["fp32_retries"] += 1
-                    y = padded_forward(self.net, x)
-            else:
-                y = padded_forward(self.net, x)
-        out = y[0].float().cpu().numpy().transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN
+        x = torch.from_numpy(((sq - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1).copy())[None]
+        y = self.forward_image(self.net, x)  # whole image (not tileable), fp16 with fp32 redo on CUDA
+        out = y[0].numpy().transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN
         out = np.clip(out[:nh, :nw], 0, 1)
         return cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
 

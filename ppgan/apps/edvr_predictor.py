@@ -110,7 +110,8 @@ class EDVRPredictor(_VideoSRPredictor):
             def reset(self):
                 self.buf, self.layouts, self.first, self.next = [], [], 0, 0  # buf[k] = frame first+k
 
-            def _emit(self, i, last):
+            def _emit(self, i):
+                last = self.first + len(self.buf) - 1  # frames past the newest are the newest repeated
                 idx = [min(max(j, 0), last) - self.first for j in range(i - r, i + r + 1)]
                 out = pred._net(_clip_tensor([self.buf[k] for k in idx]))[0].permute(1, 2, 0).numpy()
                 return merge_image(out, None, self.layouts[i - self.first])
@@ -128,7 +129,7 @@ class EDVRPredictor(_VideoSRPredictor):
                     self.layouts.append(layout)
                 out, n = [], self.first + len(self.buf)
                 while self.next + r < n:
-                    out.append(self._emit(self.next, n - 1))
+                    out.append(self._emit(self.next))
                     self.next += 1
                     self._drop_old()
                 return out
@@ -136,7 +137,7 @@ class EDVRPredictor(_VideoSRPredictor):
             def flush(self):
                 out, n = [], self.first + len(self.buf)
                 while self.next < n:
-                    out.append(self._emit(self.next, n - 1))
+                    out.append(self._emit(self.next))
                     self.next += 1
                 self.reset()
                 return out

@@ -16,7 +16,7 @@ import os
 
 from ..utils.errors import USER_ERRORS, PPGANError, one_line
 from ..utils.image import IMAGE_EXTENSIONS, is_image_file
-from ..utils.io import check_writable_dir
+from ..utils.io import check_writable_dir, same_file
 from ..utils.video import VIDEO_EXTS
 
 VIDEO_EXTENSIONS = tuple(sorted(VIDEO_EXTS))
@@ -47,9 +47,17 @@ def _has_glob(s):
     return any(c in s for c in "*?[")
 
 
+def check_input_exists(spec):
+    """Raise 'input not found' unless `spec` is an existing path or a glob (cheap: no walk)."""
+    spec = os.fspath(spec)
+    if not os.path.exists(spec) and not _has_glob(spec):
+        raise PPGANError(f"input not found: {spec}")
+
+
 def collect_inputs(spec):
     """-> (mode, root, [paths]); mode is 'file', 'folder' or 'glob'."""
     spec = os.fspath(spec)
+    check_input_exists(spec)
     if os.path.isfile(spec):
         return "file", os.path.dirname(os.path.abspath(spec)), [spec]
     if os.path.isdir(spec):
@@ -68,9 +76,7 @@ def collect_inputs(spec):
         if not found:
             raise PPGANError(f"no files match {spec}")
         return "glob", None, found
-    if os.path.exists(spec):
-        raise PPGANError(f"input is not a file or folder: {spec}")
-    raise PPGANError(f"input not found: {spec}")
+    raise PPGANError(f"input is not a file or folder: {spec}")
 
 
 def default_output_name(pred, src):
@@ -80,10 +86,6 @@ def default_output_name(pred, src):
     elif not is_image_file(src):
         ext = ".png"
     return stem + pred.suffix + ext
-
-
-def same_file(a, b):
-    return os.path.realpath(os.path.abspath(a)) == os.path.realpath(os.path.abspath(b))
 
 
 def process_one(pred, src, dst, video_options, progress):

@@ -21,6 +21,15 @@ def atomic_path(path, suffix=None):
         raise
 
 
+def same_file(a, b):
+    """True when paths `a` and `b` name the same file (after `..`, links; also hard links)."""
+    if os.path.realpath(os.path.abspath(a)) == os.path.realpath(os.path.abspath(b)):
+        return True
+    with contextlib.suppress(OSError):
+        return os.path.samefile(a, b)
+    return False
+
+
 def atomic_write_bytes(path, data):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

@@ -61,7 +61,7 @@ from fractions import Fraction
 import numpy as np
 
 from .errors import PPGANError
-from .io import check_writable_dir
+from .io import check_writable_dir, same_file
 
 log = logging.getLogger("ppgan.video")
 
@@ -1052,14 +1052,6 @@ class _Chain:
 
 # ---- process_video ---------------------------------------------------------------------------
 
-def _same_file(a, b):
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    with contextlib.suppress(OSError):
-        return os.path.samefile(a, b)
-    return False
-
-
 def _check_output_dir(folder):
     try:
         check_writable_dir(folder)
@@ -1171,7 +1163,7 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
     input_path = os.fspath(input_path)
     output_path = os.path.abspath(os.fspath(output_path))
     info = probe_video(input_path)
-    if _same_file(input_path, output_path):
+    if same_file(input_path, output_path):
         raise VideoError(f"output path is the input video: {output_path}")
     if not os.path.splitext(output_path)[1]:
         raise VideoError(f"output video needs a file extension (.mp4, .mkv, ...): {output_path}")

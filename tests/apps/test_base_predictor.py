@@ -168,3 +168,16 @@ def test_single_file_glob_and_errors(tmp_path, photo):
     with pytest.raises(PPGANError, match="unsupported file type"):
         pred.run(str(tmp_path / "t.txt"), output_path=str(tmp_path / "t.png"))
     assert collect_inputs(str(tmp_path / "p1.png"))[0] == "file"
+
+
+def test_a_net_that_cannot_be_tiled_runs_whole_and_reports_out_of_memory():
+    pred = BasePredictor(device="cpu", verbose=False)
+    net = OOMAbove(limit=1000)
+    net.tileable = False
+    x = torch.rand(1, 3, 40, 60)
+    pred.forward_image(net, x, tile=16, overlap=4, scale=2)
+    assert net.sizes == [60]  # one window: the whole image, whatever tile was asked for
+    net.limit = 10
+    with pytest.raises(PPGANError, match="cannot be tiled"):
+        pred.forward_image(net, x, scale=2)
+    assert pred.stats["oom_retries"] == 0

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from ppgan.apps import BasicVSRPredictor, DeOldifyPredictor, EDVRPredictor, RealSRPredictor
-from ppgan.apps.enhance_pipeline import EnhancePipeline
 from ppgan.apps.weights import WeightSpec
 from ppgan.utils.testvideo import decode_audio, find_clicks, make_test_video, read_barcode
 from ppgan.utils.video import iter_frames, probe_video

@@ -234,8 +234,8 @@ def test_cifar_archives_read_in_place(tmp_path):
     ds = CommonVisionDataset("Cifar10", transforms=RAW, params={"mode": "test", "data_file": str(archive)})
     check_cifar(ds, batches, "test")
     write_cifar_bin(tmp_path / "bin" / "cifar-10-batches-bin", batches)
-    bin_archive = tar_folder(tmp_path / "bin" / "cifar-10-batches-bin", tmp_path / "b" / "cifar-10-binary.tar.gz",
-                             "cifar-10-batches-bin")
+    tar_folder(tmp_path / "bin" / "cifar-10-batches-bin", tmp_path / "b" / "cifar-10-binary.tar.gz",
+               "cifar-10-batches-bin")
     check_cifar(CIFAR10Dataset(tmp_path / "b", transforms=RAW), batches)  # archive found in the folder
     assert not any(p.name.startswith("data_batch") for p in (tmp_path / "b").iterdir())  # nothing extracted
 

@@ -17,7 +17,6 @@ from ppgan.utils.config import load_config
 from ppgan.utils.errors import ConfigError, DatasetError
 from ppgan.utils.image import imresize, imwrite
 
-torch.set_num_threads(1)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 S = 4
 

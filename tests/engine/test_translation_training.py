@@ -15,13 +15,6 @@ from ppgan.utils.image import imwrite
 SIZE = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # hundreds of tiny ops per step: on a shared 2-core machine, threads only add sync cost
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _write(folder, n, w=SIZE, seed=0):

@@ -16,14 +16,6 @@ from ppgan.utils.image_pool import ImagePool
 SIZE = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These nets run hundreds of tiny ops; on a shared 2-core machine intra-op threads spend
-    # more time synchronising than computing (measured: 20 ms vs 0.1 ms per 32x32 conv).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 PIX2PIX = {
     "name": "Pix2PixModel",

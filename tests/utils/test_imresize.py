@@ -3,11 +3,9 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from ppgan.utils.image import imresize, imresize_weights
 
-torch.set_num_threads(1)
 
 # MATLAB's bicubic (a = -0.5) weights: x0.5 with antialiasing is the kernel stretched x2 at
 # offsets +-0.25, +-0.75, +-1.25, +-1.75 (input pixels / 2), normalised by their sum (2):

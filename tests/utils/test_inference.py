@@ -5,7 +5,6 @@ import torch
 from ppgan.models.generators import GENERATORS
 from ppgan.utils.inference import pad_to_multiple, padded_forward
 
-torch.set_num_threads(1)
 
 NETS = [
     {"name": "UnetGenerator", "input_nc": 3, "output_nc": 3, "num_downs": 5, "ngf": 4},

@@ -8,7 +8,6 @@ from ppgan.models.generators.rrdb_net import RRDBNet
 from ppgan.utils.inference import padded_forward
 from ppgan.utils.tiling import tiled_forward
 
-torch.set_num_threads(1)
 
 
 class ToySR(nn.Module):

@@ -377,6 +377,7 @@ class Deoldify(nn.Module):
     Output [N, n_classes, H, W] in y_range.
     """
     size_multiple = 32
+    tileable = False  # self-attention over the whole image: tiles would change the result
 
     def __init__(self, model_type="stable", encoder=None, n_classes=3, nf_factor=None,
                  self_attention=True, y_range=(-3, 3), norm_type="Spectral", last_cross=True,

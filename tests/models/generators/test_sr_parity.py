@@ -6,7 +6,6 @@ Parity: fixture manifest -> rule weights in Paddle layout -> `load_paddle_state_
 import os
 import sys
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

@@ -24,16 +24,6 @@ from ppgan.modules.dcn import ModulatedDeformConv2d, deform_conv2d  # noqa: E402
 from ppgan.modules.flow import flow_warp  # noqa: E402
 from ppgan.utils.paddle_compat import load_paddle_state_dict  # noqa: E402
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """These nets run many small ops (per-frame PCD, per-frame recurrences); on a busy 2-core CPU
-    the intra-op thread barrier then costs more than the maths (~50x measured), so run on one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 PARITY = [
     ("edvr_dcnpack", DCNPack),
     ("edvr_m_wo_tsa", EDVRNet),
