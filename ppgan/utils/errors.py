@@ -46,11 +46,15 @@ USER_ERRORS = (PPGANError, OSError, ValueError, KeyError)
 
 def report(exc, code=2):
     """Print `exc` as one `error:` line on stderr and return the exit code. With PPGAN_DEBUG=1
-    in the environment, re-raise instead (full traceback)."""
+    in the environment, re-raise instead (full traceback). A closed output pipe is not an error:
+    exit 0 quietly."""
     import os
     import sys
 
     if os.environ.get("PPGAN_DEBUG"):
         raise exc
+    if isinstance(exc, BrokenPipeError):  # `ppgan doctor | head`: the reader left, nothing went wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     print(f"error: {one_line(exc)}", file=sys.stderr)
     return code
