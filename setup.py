@@ -31,7 +31,7 @@ setup(
         "audio": ["librosa"],
         "tensorboard": ["tensorboard"],
         "onnx": ["onnx", "onnxruntime"],
-        "test": ["pytest", "tensorboard"],
+        "test": ["pytest", "tensorboard", "ncnn>=1.0.20240410"],  # ncnn: oracle for the weight reader
     },
     entry_points={"console_scripts": ["ppgan=ppgan.cli:main"]},
 )

@@ -169,6 +169,38 @@ def test_packaged_model_loads_whole_file_and_matches_graph(name):
     torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
 
 
+def run_ncnn_runtime(name, x):
+    """The packaged model run by Tencent's own ncnn runtime (the `ncnn` wheel, a test extra), on
+    the CPU in fp32: an oracle independent of our reader and of `run_ncnn_graph`."""
+    import ncnn as ncnn_runtime
+
+    param_path, bin_path = ncnn.packaged_model_files(name)
+    net = ncnn_runtime.Net()
+    net.opt.use_vulkan_compute = False
+    for flag in ("use_fp16_storage", "use_fp16_arithmetic", "use_fp16_packed", "use_bf16_storage"):
+        setattr(net.opt, flag, False)
+    net.opt.num_threads = 1
+    assert net.load_param(param_path) == 0 and net.load_model(bin_path) == 0
+    ex = net.create_extractor()
+    chw = np.ascontiguousarray(x[0].numpy(), dtype=np.float32)
+    ex.input("data", ncnn_runtime.Mat(chw).clone())  # clone: the Mat must not borrow chw
+    ret, out = ex.extract("output")
+    assert ret == 0
+    return torch.from_numpy(np.array(out).copy())[None]
+
+
+@pytest.mark.parametrize("name", list(ncnn.PACKAGED_MODELS))
+def test_packaged_model_equals_the_ncnn_runtime(name):
+    """Our PyTorch net, loaded by our reader, against the real ncnn library running the same
+    .param/.bin (measured max |diff| on x4plus: 3e-6)."""
+    x = torch.rand(1, 3, 12, 10, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours = packaged(name)(x)
+    ref = run_ncnn_runtime(name, x)
+    assert ref.shape == ours.shape
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
+
+
 def test_packaged_names_and_install_hint(monkeypatch):
     from importlib import metadata
 
