@@ -509,7 +509,7 @@ def _kill(proc):
             proc.wait(timeout=10)
 
 
-def iter_frames(path, info=None, start_frame=0, cfr=True):
+def iter_frames(path, info=None, start_frame=0, cfr=True, on_decoded=None):
     """Yield the frames of `path` as HxWx3 uint8 RGB arrays, streamed (bounded memory).
 
     A decoder thread reads ffmpeg's raw output into a bounded queue, so decoding overlaps with
@@ -524,6 +524,8 @@ def iter_frames(path, info=None, start_frame=0, cfr=True):
             rate): frames are repeated or dropped on that grid, which keeps the duration and the sync
             with the audio. False yields the decoded frames as they are. Constant-rate input is never
             changed. Default: True.
+        on_decoded (callable|None): called with no arguments by the decoder thread after each frame
+            it has read (e.g. a progress bar's update), before the frame is queued. Default: None.
 
     Raises:
         VideoError: unreadable file, decoder failure, or far fewer frames than the header promised.
@@ -541,10 +543,10 @@ def iter_frames(path, info=None, start_frame=0, cfr=True):
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", _ff(path), "-map", f"0:{info.index}",
             "-an", "-sn", "-dn", "-vf", ",".join(filters), "-sws_flags", SWS_FLAGS, "-fps_mode", "passthrough",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
-    return _frame_generator(args, path, w, h, info, start_frame, convert or not info.vfr)
+    return _frame_generator(args, path, w, h, info, start_frame, convert or not info.vfr, on_decoded)
 
 
-def _frame_generator(args, path, w, h, info, start_frame, check_count):
+def _frame_generator(args, path, w, h, info, start_frame, check_count, on_decoded=None):
     frame_bytes = w * h * 3
     q = queue.Queue(maxsize=_queue_size(frame_bytes))
     stop = threading.Event()
@@ -582,6 +584,8 @@ def _frame_generator(args, path, w, h, info, start_frame, check_count):
                 if got < frame_bytes:
                     put(_Failure(VideoError(f"decoding {path}: incomplete last frame ({got} of {frame_bytes} bytes)")))
                     return
+                if on_decoded is not None:
+                    on_decoded()
                 if not put(frame):
                     return
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
@@ -771,10 +775,13 @@ class VideoWriter:
         audio_from (str|None): a media file whose audio and subtitle streams are copied (or converted
             where the container needs it, see the module docstring) into the output.
         extra_args (list|None): more ffmpeg output options (e.g. ['-preset', 'fast']).
+        on_encoded (callable|None): called with no arguments by the encoder thread after each frame
+            has been handed to ffmpeg (e.g. a progress bar's update). Default: None.
     """
 
     def __init__(self, path, width, height, fps, codec="libx264", crf=18, pix_fmt="yuv420p", color=None,
-                 audio_from=None, extra_args=None):
+                 audio_from=None, extra_args=None, on_encoded=None):
+        self._on_encoded = on_encoded
         self.path = os.path.abspath(os.fspath(path))
         self.width, self.height = int(width), int(height)
         self.fps = _as_fraction(fps)
@@ -842,6 +849,8 @@ class VideoWriter:
                 continue
             try:
                 self._proc.stdin.write(item.data)
+                if self._on_encoded is not None:
+                    self._on_encoded()
             except BaseException as e:  # noqa: BLE001 - reported by write()/close()
                 self._error = e
                 failed = True
@@ -1007,12 +1016,25 @@ def _describe(stage):
     return str(fn()) if callable(fn) else _stable_repr(stage)
 
 
+def _label(stage, i):
+    """A short name for a stage's progress bar: its `label` attribute, a function's name, the first
+    name in `describe()` (e.g. 'RealSRPredictor'), or its class name."""
+    label = getattr(stage, "label", None)
+    if not label and isinstance(stage, _FunctionStage):
+        label = getattr(stage.fn, "__name__", type(stage.fn).__name__)
+    if not label:
+        m = re.match(r"[A-Za-z_][\w.]*", _describe(stage))
+        label = m.group(0).rsplit(".", 1)[-1] if m else type(stage).__name__
+    return str(label)[:24] or f"stage {i + 1}"
+
+
 class _Chain:
     """Runs frames through the stages, counting per stage to enforce count in == count out."""
 
-    def __init__(self, stages):
+    def __init__(self, stages, on_output=None):
         self.stages = stages
         self.names = [_describe(s) for s in stages]
+        self.on_output = on_output  # on_output(i, n): stage i returned n frames
         self.reset()
 
     def reset(self):
@@ -1024,6 +1046,8 @@ class _Chain:
     def _out(self, i, frames, chunk):
         frames = list(frames) if frames is not None else []
         self.n_out[i] += len(frames)
+        if self.on_output is not None and frames:
+            self.on_output(i, len(frames))
         if self.n_out[i] > self.n_in[i]:
             raise VideoError(f"stage {self.names[i]} returned {self.n_out[i]} frames for {self.n_in[i]} input "
                              f"frames in chunk {chunk}; a stage must return one frame per input frame")
@@ -1147,7 +1171,8 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
         crf (int), codec (str), pix_fmt (str), extra_args (list|None): encoder settings (`VideoWriter`).
         resume (bool): reuse finished chunks from an interrupted run with the same arguments. False
             discards them. Default: True.
-        progress (bool): show a tqdm bar (frames, frames/s, ETA). Default: True.
+        progress (bool): show tqdm bars (frames, frames/s, ETA) for decoding, each stage and encoding.
+            Default: True.
         keep_parts (bool): keep `<output>.ppgan-parts/` after success. Default: False.
 
     Returns:
@@ -1171,7 +1196,8 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
         raise VideoError(f"batch_size must be at least 1, got {batch_size}")
     folder = os.path.dirname(output_path)
     _check_output_dir(folder)
-    chain = _Chain(_as_stages(stages))
+    stage_list = _as_stages(stages)
+    chain = _Chain(stage_list)
     fps = info.fps
     if chunk_seconds is None or chunk_seconds <= 0:
         chunk_frames = max(1, info.n_frames)
@@ -1241,18 +1267,24 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
 
     from tqdm import tqdm
 
-    # two bars: frames decoded (reader thread's output) and frames through the stages into the encoder
-    dbar = tqdm(total=info.n_frames, initial=min(skipped, info.n_frames), unit="frame", disable=not progress,
-                desc="decode", dynamic_ncols=True, leave=False, position=1)
-    bar = tqdm(total=info.n_frames, initial=min(skipped, info.n_frames), unit="frame", disable=not progress,
-               desc=os.path.basename(output_path), dynamic_ncols=True, leave=True, position=0)
+    # One bar per step, each with frames/s and ETA: frames encoded (the job's bar, kept at the end),
+    # frames decoded (updated by the decoder thread) and frames out of each stage.
+    def make_bar(desc, position, leave=False):
+        return tqdm(total=info.n_frames, initial=min(skipped, info.n_frames), unit="frame", disable=not progress,
+                    desc=desc, dynamic_ncols=True, leave=leave, position=position)
+
+    bar = make_bar(f"encode {os.path.basename(output_path)}", 0, leave=True)
+    dbar = make_bar("decode", 1)
+    sbars = [make_bar(_label(st, i), 2 + i) for i, st in enumerate(stage_list)]
+    chain.on_output = lambda i, n: sbars[i].update(n)
     processed = 0
     frames_it = None
     writer = None
     try:
         exhausted = first >= n_chunks or manifest["complete"]
         if not exhausted:
-            frames_it = iter_frames(input_path, info, start_frame=first * chunk_frames)
+            frames_it = iter_frames(input_path, info, start_frame=first * chunk_frames,
+                                    on_decoded=lambda: dbar.update(1))
         k = first
         while k < n_chunks and not exhausted:
             chain.reset()
@@ -1275,17 +1307,16 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
                         raise VideoError(f"stage output size changed from {size[0]}x{size[1]} to "
                                          f"{fsize[0]}x{fsize[1]}; all frames of a video must have one size")
                     if writer is None:
-                        writer = VideoWriter(chunk_path, size[0], size[1], fps, **writer_kw)
+                        writer = VideoWriter(chunk_path, size[0], size[1], fps, on_encoded=lambda: bar.update(1),
+                                             **writer_kw)
                     writer.write(fr)
                     n_written += 1
-                    bar.update(1)
 
             while limit is None or n_in < limit:
                 want = batch_size if limit is None else min(batch_size, limit - n_in)
                 batch = []
                 for fr in frames_it:
                     batch.append(fr)
-                    dbar.update(1)
                     if len(batch) >= want:
                         break
                 if not batch:
@@ -1320,8 +1351,8 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
             frames_it.close()
         raise
     finally:
-        dbar.close()
-        bar.close()
+        for b in (*sbars, dbar, bar):
+            b.close()
     if not keep_parts:
         _clear_parts(parts, keep_dir=False)
     seconds = time.perf_counter() - t0

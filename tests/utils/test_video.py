@@ -206,6 +206,43 @@ def test_upscale_stage_doubles_size_and_keeps_count(tmp_path, vids):
     assert [read_barcode(f) for f in decode(out)] == list(range(made["n_frames"]))
 
 
+def test_progress_bar_per_step_counts_every_frame_from_its_own_thread(tmp_path, vids, monkeypatch):
+    """One tqdm bar each for decode, every stage and encode (frames/s and ETA come with tqdm). The
+    decode and encode bars are advanced by the decoder and encoder threads, so they show where the
+    time goes while the three overlap."""
+    import threading
+
+    import tqdm as tqdm_module
+
+    bars = []
+
+    class Recorder(tqdm_module.tqdm):
+        def __init__(self, *a, **kw):
+            self.threads = set()
+            super().__init__(*a, **kw)
+            bars.append(self)
+
+        def update(self, n=1):
+            self.threads.add(threading.current_thread().name)
+            return super().update(n)
+
+    class Sharpen(FrameStage):
+        def push(self, frames):
+            return list(frames)
+
+    monkeypatch.setattr(tqdm_module, "tqdm", Recorder)
+    made = vids["mp4"]
+    out = str(tmp_path / "bars.mp4")
+    process_video(made["path"], out, [Sharpen(), upscale2], batch_size=5, chunk_seconds=0.5, progress=True)
+    by_desc = {b.desc.split(":")[0]: b for b in bars}
+    assert list(by_desc) == ["encode bars.mp4", "decode", "Sharpen", "upscale2"]
+    n = made["n_frames"]
+    assert all(b.n == b.total == n for b in bars)
+    assert by_desc["decode"].threads == {"ppgan-video-decode"}
+    assert by_desc["encode bars.mp4"].threads == {"ppgan-video-encode"}
+    assert by_desc["Sharpen"].threads == {threading.current_thread().name}
+
+
 def test_mkv_keeps_two_audio_tracks_and_subtitles(tmp_path, vids):
     made = vids["mkv"]
     out = str(tmp_path / "kept.mkv")
