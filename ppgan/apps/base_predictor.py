@@ -3,7 +3,8 @@
 `BasePredictor` owns what every app shares: the device (CUDA when present, printed at start;
 `device='cuda'` without a GPU is an error, never a silent CPU fall-back), half precision on
 CUDA with an automatic fp32 retry of any tile whose output is not finite, and a tile size
-chosen from free memory that is halved and retried on out-of-memory.
+chosen from the device's memory (its total, not what happens to be free, so that a second run
+gives the same output; see `memory_budget`) that is halved and retried on out-of-memory.
 
 `ImagePredictor` adds the image conventions: `predict(img)` takes an HxWxC uint8 RGB array
 (also HxW gray, HxWx4 RGBA and uint16 images) and returns an array in the same layout and
