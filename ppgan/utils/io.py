@@ -4,14 +4,29 @@ import os
 import tempfile
 
 
-@contextlib.contextmanager
-def atomic_path(path, suffix=None):
-    """Yield a temp path beside `path`; on success it replaces `path`, on error it is removed."""
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def temp_beside(path, suffix=None):
+    """Create an empty, uniquely named temp file in `path`'s folder (created if needed) and return
+    its path. It gets the mode a new file gets (0666 minus the umask), not mkstemp's 0600, so the
+    file it becomes by `os.replace` is readable like any other output."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     base = os.path.basename(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=suffix or os.path.splitext(base)[1] or ".tmp", dir=folder)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+    finally:
+        os.close(fd)
+    return tmp
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=None):
+    """Yield a temp path beside `path`; on success it replaces `path`, on error it is removed."""
+    tmp = temp_beside(path, suffix)
     try:
         yield tmp
         os.replace(tmp, path)

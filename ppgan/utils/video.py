@@ -61,7 +61,7 @@ from fractions import Fraction
 import numpy as np
 
 from .errors import PPGANError
-from .io import check_writable_dir, same_file
+from .io import check_writable_dir, same_file, temp_beside
 
 log = logging.getLogger("ppgan.video")
 
@@ -89,8 +89,6 @@ _PARTS_FORMAT = "ppgan-video-parts/1"
 # RGB <-> YUV conversions: exact rounding and full chroma interpolation. swscale's defaults darken
 # each encode/decode generation by about one level; with these the mean stays within 0.3.
 SWS_FLAGS = "bicubic+accurate_rnd+full_chroma_int"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 class VideoError(PPGANError):
@@ -798,10 +796,7 @@ class VideoWriter:
         if not ext:
             raise VideoError(f"output video needs a file extension (.mp4, .mkv, ...): {self.path}")
         try:
-            os.makedirs(folder, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=ext, dir=folder)
-            os.close(fd)
-            os.chmod(self._tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the video gets the usual mode
+            self._tmp = temp_beside(self.path, ext)
         except OSError as e:
             raise VideoError(f"cannot write to {folder}: {e.strerror or e}") from None
         args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "error",
