@@ -22,20 +22,11 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from .video import SWS_FLAGS, VideoError, _stderr_summary, ffmpeg_exe
+from .video import SWS_FLAGS, VideoError, _as_fraction, _run, _stderr_summary, ffmpeg_exe
 
 BARCODE_BITS = 12
 SAMPLE_RATE = 48000
 AUDIO_LANGUAGES = ("eng", "fra", "deu", "spa")
-
-
-def _fraction(fps):
-    if isinstance(fps, Fraction):
-        return fps
-    if isinstance(fps, str) and "/" in fps:
-        num, den = fps.split("/")
-        return Fraction(int(num), int(den))
-    return Fraction(fps).limit_denominator(1001)
 
 
 def _source_image(source):
@@ -95,7 +86,7 @@ def read_barcode(frame):
 def frame_times(n_frames, fps, vfr=False):
     """Presentation time (s, Fraction) of each frame. VFR: the first half runs at `fps`, the second
     half shows each frame twice as long (fps / 2)."""
-    fps = _fraction(fps)
+    fps = _as_fraction(fps)
     half = n_frames // 2
     times = []
     for i in range(n_frames):
@@ -143,17 +134,6 @@ def _write_srt(path, duration):
         f.write("\n".join(lines) + "\n")
 
 
-def _ffmpeg():
-    return ffmpeg_exe()
-
-
-def _check(proc_args, errfile, what):
-    rc = subprocess.run(proc_args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errfile).returncode
-    if rc != 0:
-        errfile.seek(0)
-        raise VideoError(f"{what}: {_stderr_summary(errfile.read().decode('utf-8', 'replace'))}")
-
-
 def make_test_video(path, seconds=2.0, fps=Fraction(24000, 1001), size=(96, 64), audio=True, subtitles=False,
                     vfr=False, source="astronaut", codec="libx264", audio_codec="aac", crf=18,
                     pix_fmt="yuv420p", color=None, rotation=0, click_every=12):
@@ -179,7 +159,7 @@ def make_test_video(path, seconds=2.0, fps=Fraction(24000, 1001), size=(96, 64),
         dict: n_frames, fps, duration (s), times (presentation time per frame, Fraction),
         click_frames (frame indices with a click), click_times (s), path.
     """
-    fps = _fraction(fps)
+    fps = _as_fraction(fps)
     w, h = int(size[0]), int(size[1])
     n_audio = int(audio)
     if vfr:
@@ -188,7 +168,7 @@ def make_test_video(path, seconds=2.0, fps=Fraction(24000, 1001), size=(96, 64),
     else:
         n_frames = max(1, int(round(seconds * fps)))
     times = frame_times(n_frames, fps, vfr)
-    last = Fraction(2 if vfr and n_frames - 1 >= n_frames // 2 else 1) / fps
+    last = Fraction(2 if vfr else 1) / fps  # the last frame is in the second (slow) half when vfr
     duration = times[-1] + last
     clicks = _click_frames(n_frames, click_every)
     click_times = [times[i] for i in clicks]
@@ -197,7 +177,7 @@ def make_test_video(path, seconds=2.0, fps=Fraction(24000, 1001), size=(96, 64),
     mp4_like = ext in (".mp4", ".m4v", ".mov")
 
     with tempfile.TemporaryDirectory(prefix="ppgan-testvideo-") as tmp, tempfile.TemporaryFile() as err:
-        args = [_ffmpeg(), "-hide_banner", "-nostdin", "-y", "-v", "error",
+        args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "error",
                 "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{fps.numerator}/{fps.denominator}",
                 "-i", "-"]
         maps = ["-map", "0:v:0"]
@@ -252,10 +232,8 @@ def make_test_video(path, seconds=2.0, fps=Fraction(24000, 1001), size=(96, 64),
             msg = _stderr_summary(err.read().decode("utf-8", "replace"))
             raise VideoError(f"making test video {path} failed: {msg}")
         if rotation:
-            err.seek(0)
-            err.truncate()
-            _check([_ffmpeg(), "-hide_banner", "-nostdin", "-y", "-v", "error", "-display_rotation:v:0", str(rotation),
-                    "-i", target, "-map", "0", "-c", "copy", path], err, f"making test video {path} failed")
+            _run(["-y", "-v", "error", "-display_rotation:v:0", str(rotation), "-i", target, "-map", "0", "-c", "copy",
+                  path], f"making test video {path} failed")
     return {"path": path, "n_frames": n_frames, "fps": fps, "duration": duration, "times": times,
             "click_frames": clicks, "click_times": click_times}
 
@@ -264,12 +242,9 @@ def decode_audio(path, stream=0, sample_rate=SAMPLE_RATE):
     """Audio stream `stream` of `path` decoded to mono float32 at `sample_rate`, with its start time
     applied (leading silence inserted for a positive start, samples dropped for a negative one), so
     sample k plays at k / sample_rate seconds after the file's start."""
-    args = [_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-i", path, "-map", f"0:a:{stream}",
-            "-af", "aresample=async=0:first_pts=0", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-"]
-    res = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True)
-    if res.returncode != 0:
-        raise VideoError(f"decoding audio of {path} failed: {_stderr_summary(res.stderr.decode('utf-8', 'replace'))}")
-    return np.frombuffer(res.stdout, np.float32)
+    out, _ = _run(["-v", "error", "-i", path, "-map", f"0:a:{stream}", "-af", "aresample=async=0:first_pts=0",
+                   "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-"], f"decoding audio of {path} failed")
+    return np.frombuffer(out, np.float32)
 
 
 def find_clicks(samples, sample_rate=SAMPLE_RATE, threshold=0.5, min_gap=0.1):

@@ -61,7 +61,7 @@ from fractions import Fraction
 import numpy as np
 
 from .errors import PPGANError
-from .io import check_writable_dir, same_file, temp_beside
+from .io import atomic_write_text, check_writable_dir, same_file, temp_beside
 
 log = logging.getLogger("ppgan.video")
 
@@ -220,16 +220,11 @@ _STREAM_RE = re.compile(r"^\s*Stream #0:(\d+)(?:\[[^\]]*\])?(?:\(([^)]*)\))?: (\
 
 
 def _parse_header(text):
-    """Parse `ffmpeg -i X` stderr: format, duration, start, streams (with video details)."""
-    info = {"format": "", "duration": None, "start": 0.0, "streams": []}
+    """Parse `ffmpeg -i X` stderr: format and streams (with video details)."""
+    info = {"format": "", "streams": []}
     m = re.search(r"Input #0, (.+?), from '", text)
     if m:
         info["format"] = m.group(1)
-    m = re.search(r"Duration: (N/A|(\d+):(\d+):([\d.]+)), start: (-?[\d.]+)", text)
-    if m:
-        if m.group(1) != "N/A":
-            info["duration"] = int(m.group(2)) * 3600 + int(m.group(3)) * 60 + float(m.group(4))
-        info["start"] = float(m.group(5))
     current = None
     for line in text.splitlines():
         sm = _STREAM_RE.match(line)
@@ -682,10 +677,11 @@ def _stream_plan(streams, container):
     return plan
 
 
-def _stream_args(streams, input_no, out_path, first_out=1, source="", quiet=False):
-    """-map/-c arguments copying (or converting) the audio/subtitle streams of input `input_no`."""
+def _stream_args(streams, input_no, out_path, source="", quiet=False):
+    """-map/-c arguments copying (or converting) the audio/subtitle streams of input `input_no`
+    (output stream 0 is the video)."""
     container = _container(out_path)
-    args, out = [], first_out
+    args, out = [], 1
     for s, codec, note in _stream_plan([s for s in streams if s["type"] != "video"], container):
         if codec is None:
             if not quiet:
@@ -972,6 +968,7 @@ class FrameStage:
 class _FunctionStage(FrameStage):
     def __init__(self, fn):
         self.fn = fn
+        self.label = getattr(fn, "__name__", type(fn).__name__)
 
     def push(self, frames):
         return self.fn(list(frames))
@@ -1015,8 +1012,6 @@ def _label(stage, i):
     """A short name for a stage's progress bar: its `label` attribute, a function's name, the first
     name in `describe()` (e.g. 'RealSRPredictor'), or its class name."""
     label = getattr(stage, "label", None)
-    if not label and isinstance(stage, _FunctionStage):
-        label = getattr(stage.fn, "__name__", type(stage.fn).__name__)
     if not label:
         m = re.match(r"[A-Za-z_][\w.]*", _describe(stage))
         label = m.group(0).rsplit(".", 1)[-1] if m else type(stage).__name__
@@ -1026,10 +1021,10 @@ def _label(stage, i):
 class _Chain:
     """Runs frames through the stages, counting per stage to enforce count in == count out."""
 
-    def __init__(self, stages, on_output=None):
+    def __init__(self, stages):
         self.stages = stages
         self.names = [_describe(s) for s in stages]
-        self.on_output = on_output  # on_output(i, n): stage i returned n frames
+        self.on_output = None  # on_output(i, n): stage i returned n frames
         self.reset()
 
     def reset(self):
@@ -1088,18 +1083,16 @@ def _read_manifest(parts):
 
 
 def _write_manifest(parts, manifest):
-    path = os.path.join(parts, _MANIFEST)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(os.path.join(parts, _MANIFEST), json.dumps(manifest, indent=1))
+
+
+# Temp files of a run (a killed run leaves them behind), and everything ppgan writes in a parts folder.
+_TEMP_PREFIXES = (".chunk_", ".output", "preflight", ".preflight", f".{_MANIFEST}.")
+_OUR_PREFIXES = _TEMP_PREFIXES + ("chunk_", "concat.", _MANIFEST)
 
 
 def _ours(name):
-    return (name == _MANIFEST or name.startswith(("chunk_", ".chunk_", ".output", "concat.", "manifest.json",
-                                                  "preflight", ".preflight", ".ppgan-write-test.")))
+    return name.startswith(_OUR_PREFIXES)
 
 
 def _preflight(info, input_path, output_path, parts, chunk_ext, writer_kw):
@@ -1231,7 +1224,7 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
             manifest = None
         else:
             for name in os.listdir(parts):  # temp files of a killed run
-                if name.startswith((".chunk_", ".output", "preflight", ".preflight")):
+                if name.startswith(_TEMP_PREFIXES):
                     with contextlib.suppress(OSError):
                         os.remove(os.path.join(parts, name))
     if manifest is None:
