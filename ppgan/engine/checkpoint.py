@@ -74,6 +74,29 @@ def extract_net_states(obj, path=""):
     return {k: v for k, v in obj.items() if k != META_KEY and isinstance(v, dict)}
 
 
+def load_state_strict(net, state, source):
+    """`net.load_state_dict(state, strict=True)`, with a one-line CheckpointError naming what is
+    missing, unexpected or of the wrong shape (with examples) instead of torch's long message.
+    `source` names the file (or 'state dict') in the error. Returns `net`."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shape_bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shape_bad:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing in file (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} not in model (e.g. {', '.join(unexpected[:3])})")
+        if shape_bad:
+            k = shape_bad[0]
+            parts.append(f"{len(shape_bad)} shape mismatches (e.g. {k} {list(state[k].shape)} vs model "
+                         f"{list(own[k].shape)})")
+        raise CheckpointError(f"weights in {source} do not fit {type(net).__name__}: {'; '.join(parts)}")
+    net.load_state_dict(state, strict=True)
+    return net
+
+
 def load_weights(model, path, strict=True):
     """Load net weights into `model` from one of our weight/checkpoint files (`.pth`), a
     PaddleGAN `.pdparams` (nested by net name, e.g. {'netG': ...}) or a `.safetensors` file

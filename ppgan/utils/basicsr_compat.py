@@ -82,21 +82,6 @@ def basicsr_to_ppgan_rrdbnet(state):
     return out
 
 
-def _load_strict(net, state, source):
-    own = net.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if missing or unexpected:
-        raise CheckpointError(f"{source} does not fit {type(net).__name__}: {len(missing)} missing "
-                              f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})")
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            raise CheckpointError(f"{source}: {k} has shape {tuple(v.shape)}, "
-                                  f"{type(net).__name__} needs {tuple(own[k].shape)}")
-    net.load_state_dict(state, strict=True)
-    return net
-
-
 def load_basicsr_weights(net, state_or_path, key=None):
     """Load a BasicSR / Real-ESRGAN checkpoint into an `RRDBNet` or `SRVGGNetCompact`, strictly.
 
@@ -108,22 +93,18 @@ def load_basicsr_weights(net, state_or_path, key=None):
     Returns:
         nn.Module: `net`.
     """
+    from ..engine.checkpoint import load, load_state_strict
     from ..models.generators.rrdb_net import RRDBNet
     from ..models.generators.srvgg import SRVGGNetCompact
 
     source = "state dict"
     if isinstance(state_or_path, (str, os.PathLike)):
         source = os.fspath(state_or_path)
-        try:
-            state_or_path = torch.load(source, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise CheckpointError(f"weight file not found: {source}") from None
-        except Exception as exc:  # a torch.load failure: not a (safe) PyTorch weight file
-            raise CheckpointError(f"cannot read {source} as PyTorch weights: {str(exc).splitlines()[0]}") from None
+        state_or_path = load(source)
     if isinstance(net, RRDBNet):
         state = basicsr_to_ppgan_rrdbnet(unwrap_state_dict(state_or_path, key))
     elif isinstance(net, SRVGGNetCompact):
         state = unwrap_state_dict(state_or_path, key)
     else:
         raise CheckpointError(f"BasicSR weights load into RRDBNet or SRVGGNetCompact, not {type(net).__name__}")
-    return _load_strict(net, state, source)
+    return load_state_strict(net, state, source)

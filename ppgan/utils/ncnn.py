@@ -27,7 +27,6 @@ must be filled once, and every byte of the `.bin` must be consumed. Anything els
 `CheckpointError` with one line. `run_ncnn_graph` executes a file's graph as written (by
 blob names, independently of our modules), which is how the tests check the wiring.
 """
-import hashlib
 import os
 import struct
 from collections import namedtuple
@@ -37,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .download import sha256sum as sha256_file
 from .errors import CheckpointError, PPGANError
 
 NCNN_MAGIC = 7767517
@@ -525,14 +525,6 @@ def packaged_model_files(name):
             raise PPGANError(f"{PACKAGE} {dist.version} has no {rel}; install the expected version: {PACKAGE_INSTALL}")
         paths.append(path)
     return tuple(paths)
-
-
-def sha256_file(path, chunk=1 << 20):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build_packaged_realesrgan(name, verify=True):
