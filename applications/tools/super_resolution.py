@@ -50,7 +50,7 @@ def main(argv=None):
         arch = get_spec(name).arch
         common = dict(output=args.output, weight_path=args.weight_path, model=name, device=args.device,
                       half=args.half, verbose=not args.quiet)
-        tiles = {"tile": args.tile} if args.tile_overlap is None else {"tile": args.tile, "tile_overlap": args.tile_overlap}
+        tiles = {"tile": args.tile, "tile_overlap": args.tile_overlap}  # None: each predictor's default
         if arch == "EDVRNet":
             pred = EDVRPredictor(**common, **tiles)
         elif arch == "BasicVSRNet":

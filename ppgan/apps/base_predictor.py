@@ -11,6 +11,7 @@ gives the same output; see `memory_budget`) that is halved and retried on out-of
 depth; `run(input)` takes an image file, a folder (recursively, output tree mirrored), a glob
 or a video, and writes under `output`.
 """
+import functools
 import math
 import os
 import sys
@@ -36,6 +37,7 @@ def log(msg):
         print(msg, file=sys.stderr)
 
 
+@functools.lru_cache(maxsize=None)  # a total: read once per device, not for every frame
 def memory_budget(device):
     """Bytes of activations one tile may use: a quarter of the GPU's total memory on CUDA; on CPU
     an eighth of the RAM, between 1 and 4 GiB. Taken from totals, not from what happens to be
@@ -99,11 +101,11 @@ class BasePredictor:
             log(msg)
 
     # -- inference helpers ------------------------------------------------------------------
-    def auto_tile(self, net, bytes_per_pixel=None):
+    def auto_tile(self, net):
         """Largest square tile (input pixels per side, a multiple of 32) whose activations fit in
-        `memory_budget`. `bytes_per_pixel` (per input pixel, fp32) defaults to the net's
-        `inference_bytes_per_pixel` attribute or 16 KB (ESRGAN x4 at nf 64)."""
-        bpp = bytes_per_pixel or getattr(net, "inference_bytes_per_pixel", 16384)
+        `memory_budget`: the net's `inference_bytes_per_pixel` attribute (per input pixel, fp32)
+        or 16 KB (ESRGAN x4 at nf 64)."""
+        bpp = getattr(net, "inference_bytes_per_pixel", 16384)
         if self.half:
             bpp /= 2
         side = int(math.sqrt(memory_budget(self.device) / bpp))
@@ -220,6 +222,16 @@ class ImagePredictor(BasePredictor):
         super().__init__(device=device, half=half, verbose=verbose)
         self.output = output
 
+    def load_model(self, name, weight_path=None):
+        """Build the model `name` of `ppgan.apps.weights` with its weights (`weight_path` overrides
+        the table's sources) on this predictor's device; sets `spec`, `model_name` and `net`."""
+        from .weights import build_from_spec, get_spec
+
+        self.spec = get_spec(name)
+        self.model_name = self.spec.name
+        self.net = build_from_spec(self.spec, weight_path=weight_path, device=self.device)
+        return self.net
+
     def predict_rgb(self, rgb):
         raise NotImplementedError
 
@@ -252,7 +264,7 @@ class ImagePredictor(BasePredictor):
         imwrite(out_path, self.predict(img))
         return out_path
 
-    def frame_stage(self, batch_size=1):
+    def frame_stage(self):
         """A `ppgan.utils.video.FrameStage` applying `predict` to every frame (RGB uint8)."""
         from ..utils.video import FrameStage
 
@@ -261,9 +273,6 @@ class ImagePredictor(BasePredictor):
         class _Stage(FrameStage):
             def push(self, frames):
                 return [pred.predict(f) for f in frames]
-
-            def flush(self):
-                return []
 
             def describe(self):
                 return pred.describe()

@@ -24,7 +24,6 @@ import torch
 
 from ..utils.errors import PPGANError
 from .base_predictor import ImagePredictor, merge_image, split_image
-from .weights import build_from_spec, get_spec
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -84,9 +83,7 @@ class DeOldifyPredictor(ImagePredictor):
             raise PPGANError(f"temporal_smoothing must be in [0, 1), got {temporal_smoothing}")
         self.render_factor = int(render_factor)
         self.temporal_smoothing = float(temporal_smoothing)
-        self.model_name = model or ("deoldify-artistic" if artistic else "deoldify-stable")
-        self.spec = get_spec(self.model_name)
-        self.net = build_from_spec(self.spec, weight_path=weight_path, device=self.device)
+        self.load_model(model or ("deoldify-artistic" if artistic else "deoldify-stable"), weight_path)
         self._log(f"[ppgan] DeOldify model: {self.model_name}, render size {self.render_factor * RENDER_BASE}")
 
     def describe(self):
@@ -124,7 +121,7 @@ class DeOldifyPredictor(ImagePredictor):
         uv, y = self.chroma_and_luma(rgb)
         return self.combine(y, uv)
 
-    def frame_stage(self, batch_size=1):
+    def frame_stage(self):
         from ..utils.video import FrameStage
 
         pred, a = self, self.temporal_smoothing
@@ -146,9 +143,6 @@ class DeOldifyPredictor(ImagePredictor):
                     self.prev = uv
                     out.append(merge_image(pred.combine(y, uv), alpha, layout, keep_gray=False))
                 return out
-
-            def flush(self):
-                return []
 
             def describe(self):
                 return pred.describe()

@@ -11,8 +11,6 @@ import numpy as np
 import torch
 
 from .base_predictor import ImagePredictor, merge_image, split_image
-from .realsr_predictor import pick_model
-from .weights import build_from_spec, get_spec
 
 
 def _clip_tensor(frames):
@@ -41,19 +39,15 @@ class _ClipAsImage(torch.nn.Module):
 class _VideoSRPredictor(ImagePredictor):
     suffix = "_sr"
     default_model = None
-    paddle_model = None
 
     def __init__(self, output="output", weight_path=None, model=None, device="auto", half=None, verbose=True,
-                 tile=None, tile_overlap=32):
+                 tile=None, tile_overlap=None):
         super().__init__(output=output, device=device, half=half, verbose=verbose)
-        self.model_name = pick_model(model, weight_path, self.default_model, self.paddle_model)
-        self.spec = get_spec(self.model_name)
-        self.model_name = self.spec.name
-        self.net = build_from_spec(self.spec, weight_path=weight_path, device=self.device)
+        self.load_model(model or self.default_model, weight_path)
         multiple = int(getattr(self.net, "size_multiple", 4) or 4)
         min_size = int(getattr(self.net, "min_input_size", 0) or getattr(self.net, "MIN_SIZE", 1))
         self.clip_net = _ClipAsImage(self.net, multiple, min_size)
-        self.tile, self.tile_overlap = tile, int(tile_overlap)
+        self.tile, self.tile_overlap = tile, 32 if tile_overlap is None else int(tile_overlap)
         self._log(f"[ppgan] {self.name} model: {self.model_name}")
 
     def _net(self, clip):
@@ -78,17 +72,16 @@ class EDVRPredictor(_VideoSRPredictor):
         output (str): output folder; results go to `<output>/EDVR/`.
         weight_path (str | None): weight file overriding the model's default source.
         model (str | None): a name from `ppgan.apps.weights` (default PaddleGAN's EDVR-L with TSA).
-        tile (int | None), tile_overlap (int): spatial tiles of the frames, as RealSRPredictor
-            (None: from memory; the whole frame when it fits); default overlap 32.
+        tile (int | None), tile_overlap (int | None): spatial tiles of the frames, as RealSRPredictor
+            (None: from memory; the whole frame when it fits); overlap None: 32.
         device, half: as for every predictor.
     """
 
     name = "EDVR"
     default_model = "edvr-l-w-tsa"  # PaddleGAN's EDVRPredictor: EDVRNet(nf=128, back_RBs=40), TSA
-    paddle_model = "edvr-l-w-tsa"
 
     def __init__(self, output="output", weight_path=None, model=None, device="auto", half=None, verbose=True,
-                 tile=None, tile_overlap=32):
+                 tile=None, tile_overlap=None):
         super().__init__(output, weight_path, model, device, half, verbose, tile, tile_overlap)
         self.nframes = int(getattr(self.net, "nframes", 5))
 
@@ -96,7 +89,7 @@ class EDVRPredictor(_VideoSRPredictor):
         """A single image: the window is the image repeated."""
         return self._net(_clip_tensor([rgb] * self.nframes))[0].permute(1, 2, 0).numpy()
 
-    def frame_stage(self, batch_size=1):
+    def frame_stage(self):
         from ..utils.video import FrameStage
 
         pred, r = self, self.nframes // 2
@@ -163,10 +156,9 @@ class BasicVSRPredictor(_VideoSRPredictor):
 
     name = "BasicVSR"
     default_model = "basicvsr-reds"
-    paddle_model = "basicvsr-reds"
 
     def __init__(self, output="output", weight_path=None, model=None, num_frames=10, device="auto", half=None,
-                 verbose=True, tile=None, tile_overlap=32):
+                 verbose=True, tile=None, tile_overlap=None):
         super().__init__(output, weight_path, model, device, half, verbose, tile, tile_overlap)
         if int(num_frames) < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -178,7 +170,7 @@ class BasicVSRPredictor(_VideoSRPredictor):
     def describe(self):
         return f"BasicVSRPredictor({self.model_name}, num_frames={self.num_frames})"
 
-    def frame_stage(self, batch_size=1):
+    def frame_stage(self):
         from ..utils.video import FrameStage
 
         pred = self

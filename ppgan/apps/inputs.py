@@ -89,10 +89,8 @@ def default_output_name(pred, src):
 
 
 def process_one(pred, src, dst, video_options, progress):
-    """One input file -> dst; returns dst."""
-    if same_file(src, dst):
-        raise PPGANError(f"output path is the input file ({src}); choose another output")
-    check_writable_dir(os.path.dirname(os.path.abspath(dst)))
+    """One input file -> dst; returns dst. The caller has checked that `dst` is not `src` and
+    that its folder is writable."""
     if is_video_path(src):
         from ..utils.video import process_video
 
@@ -119,6 +117,9 @@ def run_inputs(pred, spec, output_path=None, skip_existing=False, video_options=
         if skip_existing and os.path.exists(dst):
             pred._log(f"[ppgan] skipped {src}: {dst} exists")
             return dst
+        if same_file(src, dst):
+            raise PPGANError(f"output path is the input file ({src}); choose another output")
+        check_writable_dir(os.path.dirname(os.path.abspath(dst)))
         return process_one(pred, src, dst, video_options, progress)
 
     out_root = output_path or out_root
@@ -132,6 +133,7 @@ def run_inputs(pred, spec, output_path=None, skip_existing=False, video_options=
                              f"or a suffix")
         plan.append((src, dst))
     result = BatchResult([], [], [])
+    writable = set()  # output folders checked so far
     try:
         from tqdm import tqdm
 
@@ -143,6 +145,10 @@ def run_inputs(pred, spec, output_path=None, skip_existing=False, video_options=
             result.skipped.append(dst)
             continue
         try:
+            folder = os.path.dirname(os.path.abspath(dst))
+            if folder not in writable:
+                check_writable_dir(folder)
+                writable.add(folder)
             result.outputs.append(process_one(pred, src, dst, video_options, progress=False))
         except USER_ERRORS as e:
             result.failed.append((src, one_line(e)))

@@ -11,7 +11,6 @@ the tile; the alpha channel is upscaled separately and kept; gray and 16-bit ima
 layout. Model variants are listed in `ppgan.apps.weights` (`ppgan download --list`).
 """
 from .base_predictor import ImagePredictor, to_numpy, to_tensor
-from .weights import build_from_spec, get_spec
 
 DEFAULT_MODEL = "realesrgan-x4plus"
 PADDLE_MODEL = "realsr-df2k-jpeg"  # PaddleGAN's RealSRPredictor weights (DF2K_JPEG.pdparams)
@@ -48,10 +47,7 @@ class RealSRPredictor(ImagePredictor):
     def __init__(self, output="output", weight_path=None, model=None, tile=None, tile_overlap=None, device="auto",
                  half=None, verbose=True, num_frames=None):
         super().__init__(output=output, device=device, half=half, verbose=verbose)
-        self.model_name = pick_model(model, weight_path)
-        self.spec = get_spec(self.model_name)
-        self.model_name = self.spec.name
-        self.net = build_from_spec(self.spec, weight_path=weight_path, device=self.device)
+        self.load_model(pick_model(model, weight_path), weight_path)
         self.scale = int(getattr(self.net, "scale", 0) or getattr(self.net, "upscale", 0) or 4)
         if tile_overlap is None:
             conv = self.spec.kwargs.get("num_conv")
