@@ -64,7 +64,8 @@ def print_result(result):
     if isinstance(result, BatchResult):
         for src, why in result.failed:
             print(f"failed: {src}: {why}", file=sys.stderr)
-        print(f"{result.summary()}; outputs under {os.path.commonpath(result.outputs) if result.outputs else '-'}")
+        where = f"; outputs under {os.path.commonpath(result.outputs)}" if result.outputs else ""
+        print(result.summary() + where)
         return 0 if result.ok else 3
     print(f"output: {result}")
     return 0
