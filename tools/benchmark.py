@@ -206,7 +206,7 @@ def main(argv=None):
     try:
         import torch
 
-        from ppgan.engine.trainer import resolve_device
+        from ppgan.utils.device import resolve_device
         from ppgan.models.discriminators import build_discriminator
         from ppgan.models.generators import build_generator
         from ppgan.solver import build_optimizer

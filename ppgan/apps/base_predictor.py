@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import torch
 
-from ..engine.trainer import resolve_device
+from ..utils.device import resolve_device
 from ..utils.errors import PPGANError
 from ..utils.tiling import tiled_forward
 

@@ -10,6 +10,7 @@ exactly the frames of an uninterrupted one.
 import numpy as np
 import torch
 
+from ..utils.errors import ConfigError
 from .base_predictor import ImagePredictor, merge_image, split_image
 
 
@@ -161,7 +162,7 @@ class BasicVSRPredictor(_VideoSRPredictor):
                  verbose=True, tile=None, tile_overlap=None):
         super().__init__(output, weight_path, model, device, half, verbose, tile, tile_overlap)
         if int(num_frames) < 1:
-            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+            raise ConfigError(f"num_frames must be >= 1, got {num_frames}")
         self.num_frames = int(num_frames)
 
     def predict_rgb(self, rgb):

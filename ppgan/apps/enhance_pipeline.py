@@ -4,6 +4,7 @@ For a video every predictor contributes its streaming stage(s), so frames flow d
 stage 1 -> stage 2 -> ... -> encode in one pass: no intermediate video files, no frame dumps.
 For an image the predictors' `predict` run one after the other.
 """
+from ..utils.errors import ConfigError
 from .base_predictor import ImagePredictor
 
 
@@ -17,7 +18,7 @@ class EnhancePipeline(ImagePredictor):
 
     def __init__(self, predictors, output="output", verbose=True):
         if not predictors:
-            raise ValueError("EnhancePipeline needs at least one predictor")
+            raise ConfigError("EnhancePipeline needs at least one predictor")
         first = predictors[0]
         self.predictors = list(predictors)
         self.output = output

@@ -16,10 +16,7 @@ def build_dataset(cfg):
     """Build the dataset named by `cfg['name']`; loader keys (batch_size, num_workers, ...) are
     ignored here. `cfg` is not modified."""
     cfg = {k: v for k, v in cfg.items() if k not in LOADER_KEYS}
-    try:
-        return DATASETS.build(cfg)
-    except KeyError as e:
-        raise ConfigError(e.args[0] if e.args else str(e)) from None
+    return DATASETS.build(cfg)
 
 
 def sample_seed(seed, epoch, index):

@@ -49,7 +49,7 @@ class LoadImageFromFile:
     def __call__(self, datas, rng):
         path_key = f"{self.key}_path"
         if path_key not in datas:
-            raise KeyError(f"the sample has no '{path_key}' (it has: {', '.join(sorted(datas))})")
+            raise ConfigError(f"the sample has no '{path_key}' (it has: {', '.join(sorted(datas))})")
         img = imread(datas[path_key], "gray" if self.gray else "rgb")
         if img.ndim == 2:
             img = img[..., None]
@@ -140,10 +140,7 @@ class Preprocess:
         for i, cfg in enumerate(cfgs):
             if not isinstance(cfg, dict) or "name" not in cfg:
                 raise ConfigError(f"preprocess step #{i + 1} must be a mapping with a 'name' key, got {cfg!r}")
-            try:
-                step = PREPROCESS.build(cfg)
-            except KeyError as e:
-                raise ConfigError(e.args[0]) from None
+            step = PREPROCESS.build(cfg)
             self.steps.append(step)
             for k in step.writes():
                 (self.chw_keys.add if isinstance(step, Transforms) else self.chw_keys.discard)(k)

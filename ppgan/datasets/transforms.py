@@ -54,7 +54,7 @@ def random_crop_params(shape, size, rng):
     h, w = shape[:2]
     ch, cw = _pair(size)
     if ch > h or cw > w:
-        raise ValueError(f"crop {ch}x{cw} is larger than the image {h}x{w}")
+        raise DatasetError(f"crop {ch}x{cw} is larger than the image {h}x{w}")
     return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw
 
 
@@ -190,10 +190,7 @@ class Compose:
         for i, cfg in enumerate(cfgs or []):
             if not isinstance(cfg, dict) or "name" not in cfg:
                 raise ConfigError(f"transform #{i + 1} must be a mapping with a 'name' key, got {cfg!r}")
-            try:
-                self.transforms.append(TRANSFORMS.build(cfg))
-            except KeyError as e:
-                raise ConfigError(e.args[0]) from None
+            self.transforms.append(TRANSFORMS.build(cfg))
         self.has_transpose = any(isinstance(t, Transpose) for t in self.transforms)
 
     def __call__(self, images, rng):
@@ -204,7 +201,7 @@ class Compose:
             try:
                 images = t(images, rng)
             except Exception as e:
-                raise ValueError(f"transform {type(t).__name__} failed: {e}") from e
+                raise DatasetError(f"transform {type(t).__name__} failed: {e}") from e
         return images[0] if single else images
 
 
@@ -217,12 +214,12 @@ def sr_paired_crop_params(images, scale, gt_patch_size, rng):
     (top, left, size) per image, LQ crops at GT crop / scale."""
     scale = int(scale)
     if gt_patch_size % scale:
-        raise ValueError(f"gt_patch_size {gt_patch_size} is not a multiple of scale {scale}")
+        raise DatasetError(f"gt_patch_size {gt_patch_size} is not a multiple of scale {scale}")
     lq_patch = gt_patch_size // scale
     gh = max(im.shape[0] for im in images)
     gw = max(im.shape[1] for im in images)
     if gh % scale or gw % scale:
-        raise ValueError(f"GT size {gh}x{gw} is not a multiple of scale {scale}")
+        raise DatasetError(f"GT size {gh}x{gw} is not a multiple of scale {scale}")
     lh, lw = gh // scale, gw // scale
     is_gt = []
     for im in images:
@@ -231,12 +228,12 @@ def sr_paired_crop_params(images, scale, gt_patch_size, rng):
         elif im.shape[:2] == (lh, lw):
             is_gt.append(False)
         else:
-            raise ValueError(f"scale size not match: image {im.shape[0]}x{im.shape[1]} is neither GT {gh}x{gw} "
+            raise DatasetError(f"scale size not match: image {im.shape[0]}x{im.shape[1]} is neither GT {gh}x{gw} "
                              f"nor LQ {lh}x{lw} (scale {scale})")
     if scale != 1 and all(is_gt):
-        raise ValueError(f"scale size not match: no LQ image {lh}x{lw} for GT {gh}x{gw} (scale {scale})")
+        raise DatasetError(f"scale size not match: no LQ image {lh}x{lw} for GT {gh}x{gw} (scale {scale})")
     if lh < lq_patch or lw < lq_patch:
-        raise ValueError(f"LQ size {lh}x{lw} is smaller than the LQ patch {lq_patch} (gt_patch_size "
+        raise DatasetError(f"LQ size {lh}x{lw} is smaller than the LQ patch {lq_patch} (gt_patch_size "
                          f"{gt_patch_size} / scale {scale})")
     top, left = int(rng.integers(0, lh - lq_patch + 1)), int(rng.integers(0, lw - lq_patch + 1))
     return [(top * scale, left * scale, gt_patch_size) if g else (top, left, lq_patch) for g in is_gt]
@@ -323,7 +320,7 @@ class MirrorVideoSequence(Transform):
     sequence_aware = True
 
     def apply(self, images, rng):
-        raise ValueError("MirrorVideoSequence needs frame sequences (a video dataset)")
+        raise DatasetError("MirrorVideoSequence needs frame sequences (a video dataset)")
 
     def apply_sequences(self, groups, rng):
         return [list(g) + list(g)[::-1] if isinstance(g, list) else g for g in groups]
@@ -365,7 +362,7 @@ class SRNoise(Transform):
             im = out[i]
             chw = im.ndim == 3 and im.shape[1:] == (self.size, self.size) and im.shape[0] != self.size
             if (im.shape[1:] if chw else im.shape[:2]) != (self.size, self.size):
-                raise ValueError(f"SRNoise size {self.size} does not match the image {im.shape}")
+                raise DatasetError(f"SRNoise size {self.size} does not match the image {im.shape}")
             n = noise.transpose(2, 0, 1) if chw else noise
             out[i] = np.clip(im.astype(np.float32) + n, 0.0, 1.0)
         return out

@@ -96,7 +96,7 @@ class GetNeighboringFramesIdx:
         length = int(datas["sequence_length"])
         num_frames = datas.get("num_frames") or length
         if length - num_frames * interval < 0:
-            raise ValueError(f"clip {datas['key']} has {length} frames: too short for {num_frames} frames "
+            raise DatasetError(f"clip {datas['key']} has {length} frames: too short for {num_frames} frames "
                              f"at interval {interval}")
         start = int(rng.integers(0, length - num_frames * interval + 1))
         indices = [v + self.start_idx for v in range(start, start + num_frames * interval, interval)]
@@ -134,7 +134,7 @@ class GetFrameIdx:
         half = int(datas["num_frames"]) // 2
         interval = int(rng.choice(self.interval_list))
         if 2 * half * interval > last:
-            raise ValueError(f"clip {clip} (frames 0..{last}) is too short for {2 * half + 1} frames "
+            raise DatasetError(f"clip {clip} (frames 0..{last}) is too short for {2 * half + 1} frames "
                              f"at interval {interval}")
         center = int(frame)
         if center - half * interval < 0 or center + half * interval > last:

@@ -32,20 +32,11 @@ from ..metrics import build_metric
 from ..models import build_model
 from ..solver import build_lr_scheduler, build_optimizer
 from ..utils.config import dump_config
+from ..utils.device import resolve_device
 from ..utils.errors import ConfigError, NonFiniteLossError, PPGANError
 from ..utils.io import check_writable_dir
 from ..utils.logger import get_logger
 from . import checkpoint as ckpt
-
-
-def resolve_device(name="auto"):
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise PPGANError("--device cuda was asked for, but no CUDA device is available")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise PPGANError(f"--device must be auto, cpu or cuda; got {name!r}")
-    return torch.device(name)
 
 
 def seed_everything(seed):
@@ -166,10 +157,7 @@ class Trainer:
             self._build_optimizers(cfg.get("optimizer"), cfg.get("lr_scheduler"))
         self.metrics = {}
         for name, mcfg in ((val.get("metrics") or {}).items()):
-            try:
-                self.metrics[name] = build_metric(mcfg)
-            except KeyError as e:
-                raise ConfigError(e.args[0]) from None
+            self.metrics[name] = build_metric(mcfg)
 
         self.iter, self.epoch = 0, 0
         self.last_checkpoint = None

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..utils.errors import ConfigError
 from ..utils.visual import parse_min_max, tensor2img
 from .builder import METRICS
 
@@ -25,7 +26,7 @@ _YCBCR_OFFSET = np.array([16., 128., 128.])
 
 def _check_input_order(input_order):
     if input_order not in INPUT_ORDERS:
-        raise ValueError(f"wrong input_order {input_order!r}; supported input orders are 'HWC' and 'CHW'")
+        raise ConfigError(f"wrong input_order {input_order!r}; supported input orders are 'HWC' and 'CHW'")
 
 
 def reorder_image(img, input_order="HWC"):
@@ -36,7 +37,7 @@ def reorder_image(img, input_order="HWC"):
     if img.ndim == 2:
         return img[..., None]
     if img.ndim != 3:
-        raise ValueError(f"expected a 2-D or 3-D image, got shape {img.shape}")
+        raise ConfigError(f"expected a 2-D or 3-D image, got shape {img.shape}")
     return img.transpose(1, 2, 0) if input_order == "CHW" else img
 
 
@@ -89,15 +90,15 @@ def _prepare(img1, img2, crop_border, input_order, test_y_channel):
     _check_input_order(input_order)
     img1, img2 = np.asarray(img1), np.asarray(img2)
     if img1.shape != img2.shape:
-        raise ValueError(f"image shapes differ: {img1.shape} vs {img2.shape}")
+        raise ConfigError(f"image shapes differ: {img1.shape} vs {img2.shape}")
     crop_border = int(crop_border)
     if crop_border < 0:
-        raise ValueError(f"crop_border must be >= 0, got {crop_border}")
+        raise ConfigError(f"crop_border must be >= 0, got {crop_border}")
     img1 = reorder_image(img1.astype(np.float64), input_order)
     img2 = reorder_image(img2.astype(np.float64), input_order)
     if crop_border:
         if min(img1.shape[:2]) <= 2 * crop_border:
-            raise ValueError(f"crop_border {crop_border} leaves nothing of a {img1.shape[:2]} image")
+            raise ConfigError(f"crop_border {crop_border} leaves nothing of a {img1.shape[:2]} image")
         img1 = img1[crop_border:-crop_border, crop_border:-crop_border, :]
         img2 = img2[crop_border:-crop_border, crop_border:-crop_border, :]
     if test_y_channel:
@@ -161,7 +162,7 @@ def calculate_ssim(img1, img2, crop_border, input_order="HWC", test_y_channel=Fa
     """
     img1, img2 = _prepare(img1, img2, crop_border, input_order, test_y_channel)
     if min(img1.shape[:2]) < 11:
-        raise ValueError(f"SSIM needs images of at least 11x11 after cropping, got {img1.shape[:2]}")
+        raise ConfigError(f"SSIM needs images of at least 11x11 after cropping, got {img1.shape[:2]}")
     return float(np.mean([_ssim(img1[..., i], img2[..., i]) for i in range(img1.shape[2])]))
 
 
@@ -183,7 +184,7 @@ class PSNR:
     def __init__(self, crop_border=0, input_order="HWC", test_y_channel=False, min_max=(0., 1.)):
         _check_input_order(input_order)
         if int(crop_border) != crop_border or crop_border < 0:
-            raise ValueError(f"crop_border must be an integer >= 0, got {crop_border!r}")
+            raise ConfigError(f"crop_border must be an integer >= 0, got {crop_border!r}")
         self.crop_border = int(crop_border)
         self.input_order = input_order
         self.test_y_channel = bool(test_y_channel)
@@ -207,7 +208,7 @@ class PSNR:
             if x.dim() == 3:
                 x = x.unsqueeze(0)
             if x.dim() != 4:
-                raise ValueError(f"{self.name()} expects tensors [C, H, W] or [N, C, H, W], got {tuple(x.shape)}")
+                raise ConfigError(f"{self.name()} expects tensors [C, H, W] or [N, C, H, W], got {tuple(x.shape)}")
             return [(tensor2img(t, self.min_max).astype(np.float64), "HWC") for t in x]
         x = np.asarray(x)
         if x.ndim == 4:  # a batch of numpy images, each in `input_order`
@@ -223,7 +224,7 @@ class PSNR:
         """
         preds, gts = self._images(preds), self._images(gts)
         if len(preds) != len(gts):
-            raise ValueError(f"{self.name()}.update got {len(preds)} predictions but {len(gts)} ground truths")
+            raise ConfigError(f"{self.name()}.update got {len(preds)} predictions but {len(gts)} ground truths")
         values = [self._measure(p, g, self.crop_border, p_order, self.test_y_channel)
                   for (p, p_order), (g, _) in zip(preds, gts)]
         if is_seq:

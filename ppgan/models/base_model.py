@@ -10,6 +10,8 @@ from collections import OrderedDict
 import torch
 import torch.distributed as dist
 
+from ..utils.errors import ConfigError
+
 
 class BaseModel:
     """Base class of every trainable model.
@@ -88,7 +90,7 @@ class BaseModel:
         for opt in optimizers.values():
             if net_name in getattr(opt, "ppgan_net_names", ()):
                 return opt
-        raise KeyError(f"no optimizer has '{net_name}' in its net_names")
+        raise ConfigError(f"no optimizer has '{net_name}' in its net_names")
 
     # ---- interface -----------------------------------------------------------------------
     def setup_input(self, input):

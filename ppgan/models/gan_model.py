@@ -36,8 +36,7 @@ class GANModel(BaseModel):
         super().__init__(params)
         unknown = set(self.params) - set(PARAM_KEYS)
         if unknown:
-            from ..utils.errors import ConfigError
-            from ..utils.registry import closest
+            from ..utils.errors import ConfigError, closest
 
             key = sorted(unknown)[0]
             hint = closest(key, PARAM_KEYS)

@@ -5,6 +5,7 @@ Sub-module names and Sequential indices follow PaddleGAN, so `.pdparams` map by 
 import torch
 from torch import nn
 
+from ..utils.errors import ConfigError
 from .batch_norm import TrainableStatsBatchNorm2d
 from .norm import build_norm_layer
 
@@ -24,7 +25,7 @@ def build_translation_norm_layer(norm_type):
         bias (PaddleGAN: only for instance norm, whose affine parameters stay fixed at 1/0).
     """
     if norm_type not in TRANSLATION_NORM_TYPES:
-        raise ValueError(f"norm_type must be one of {', '.join(TRANSLATION_NORM_TYPES)}; got {norm_type!r}")
+        raise ConfigError(f"norm_type must be one of {', '.join(TRANSLATION_NORM_TYPES)}; got {norm_type!r}")
     if norm_type == "batch":
         return TrainableStatsBatchNorm2d, False
     return build_norm_layer(norm_type), norm_type == "instance"
@@ -38,7 +39,7 @@ def pad_layer(padding_type, size):
         return nn.ReplicationPad2d(size)
     if padding_type == "zero":
         return None
-    raise ValueError(f"padding_type must be one of {', '.join(PADDING_TYPES)}; got {padding_type!r}")
+    raise ConfigError(f"padding_type must be one of {', '.join(PADDING_TYPES)}; got {padding_type!r}")
 
 
 class ResnetBlock(nn.Module):
@@ -93,7 +94,7 @@ def check_ugatit_input(x, light, img_size, multiple=4):
     light) variant's FC was sized for img_size x img_size inputs."""
     h, w = x.shape[-2:]
     if h % multiple or w % multiple:
-        raise ValueError(f"input H and W must be divisible by {multiple}, got {h}x{w}")
+        raise ConfigError(f"input H and W must be divisible by {multiple}, got {h}x{w}")
     if not light and (h, w) != (img_size, img_size):
-        raise ValueError(f"light=False needs {img_size}x{img_size} inputs (img_size), got {h}x{w}; "
+        raise ConfigError(f"light=False needs {img_size}x{img_size} inputs (img_size), got {h}x{w}; "
                          "use light=True for other sizes")

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..utils.errors import ConfigError
 from .sr_blocks import paddle_default_init_
 
 
@@ -30,7 +31,7 @@ def flow_warp(x, flow, interpolation="bilinear", padding_mode="zeros", align_cor
     """
     n, _, h, w = x.shape
     if flow.ndim != 4 or flow.shape[0] != n or tuple(flow.shape[1:]) != (h, w, 2):
-        raise ValueError(f"flow must be [N={n}, H={h}, W={w}, 2] to warp x {tuple(x.shape)}, "
+        raise ConfigError(f"flow must be [N={n}, H={h}, W={w}, 2] to warp x {tuple(x.shape)}, "
                          f"got {tuple(flow.shape)}")
     gy, gx = torch.meshgrid(torch.arange(h, device=x.device, dtype=flow.dtype),
                             torch.arange(w, device=x.device, dtype=flow.dtype), indexing="ij")
@@ -106,7 +107,7 @@ class SPyNet(nn.Module):
     def forward(self, ref, supp):
         """ref, supp: [N, 3, H, W] -> flow [N, 2, H, W] (channel 0: x, channel 1: y)."""
         if ref.shape != supp.shape or ref.ndim != 4 or ref.shape[1] != 3:
-            raise ValueError(f"SPyNet needs ref and supp of the same shape [N, 3, H, W], got "
+            raise ConfigError(f"SPyNet needs ref and supp of the same shape [N, 3, H, W], got "
                              f"{tuple(ref.shape)} and {tuple(supp.shape)}")
         h, w = ref.shape[2:]
         h_up, w_up = 32 * math.ceil(h / 32), 32 * math.ceil(w / 32)

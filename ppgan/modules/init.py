@@ -1,5 +1,6 @@
 """Weight initialisation as PaddleGAN's `init_weights` (DCGAN-style normal(0, 0.02))."""
 from torch import nn
+from ..utils.errors import ConfigError
 
 
 def init_weights(net, init_type="normal", init_gain=0.02, distribution="normal"):
@@ -10,7 +11,7 @@ def init_weights(net, init_type="normal", init_gain=0.02, distribution="normal")
         init_gain (float): std for 'normal', gain for 'xavier' / 'orthogonal'.
     """
     if init_type not in ("normal", "xavier", "kaiming", "orthogonal"):
-        raise ValueError(f"init_type must be normal, xavier, kaiming or orthogonal; got {init_type!r}")
+        raise ConfigError(f"init_type must be normal, xavier, kaiming or orthogonal; got {init_type!r}")
 
     def init_func(m):
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):

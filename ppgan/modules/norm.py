@@ -1,5 +1,6 @@
 """Normalisation layers by name, as PaddleGAN's `build_norm_layer`."""
 from torch import nn
+from ..utils.errors import ConfigError
 
 
 class FrozenInstanceNorm2d(nn.InstanceNorm2d):
@@ -29,7 +30,7 @@ def build_norm_layer(norm_type="instance"):
         return FrozenInstanceNorm2d
     if norm_type in ("none", "spectral"):
         return lambda num_features: nn.Identity()
-    raise ValueError(f"norm_type must be one of batch, instance, spectral, none; got {norm_type!r}")
+    raise ConfigError(f"norm_type must be one of batch, instance, spectral, none; got {norm_type!r}")
 
 
 def paddle_bn_momentum(paddle_momentum):

@@ -12,6 +12,7 @@ import math
 
 import torch
 from torch import nn
+from ..utils.errors import ConfigError
 
 
 def paddle_default_init_(module):
@@ -42,7 +43,7 @@ def make_layer(block, num_blocks, name_fmt=None, **kwargs):
         nn.Sequential: the blocks, applied in order.
     """
     if num_blocks < 0:
-        raise ValueError(f"num_blocks must be >= 0, got {num_blocks}")
+        raise ConfigError(f"num_blocks must be >= 0, got {num_blocks}")
     seq = nn.Sequential()
     for i in range(num_blocks):
         seq.add_module(str(i) if name_fmt is None else name_fmt.format(i), block(**kwargs))
@@ -70,7 +71,7 @@ class Upsampler(nn.Sequential):
         elif scale >= 2 and scale & (scale - 1) == 0:
             factors = [2] * int(math.log2(scale))
         else:
-            raise ValueError(f"Upsampler scale must be 3 or a power of two >= 2, got {scale}")
+            raise ConfigError(f"Upsampler scale must be 3 or a power of two >= 2, got {scale}")
         layers = []
         for f in factors:
             layers += [nn.Conv2d(num_feat, f * f * num_feat, kernel_size, 1, kernel_size // 2,

@@ -8,6 +8,7 @@ a 2x2 max-pool. So torchvision's `vgg19-dcbb9e9d.pth` and PaddleGAN's `vgg19.pdp
 name (their `classifier.*` entries are not part of this module and are ignored by the loaders).
 """
 from torch import nn
+from ..utils.errors import ConfigError
 
 # Channels per conv, 'M' = max-pool (torchvision's cfgs A, B, D, E).
 VGG_CFGS = {
@@ -22,7 +23,7 @@ VGG_CFGS = {
 def vgg_layer_count(vgg_type):
     """Number of `features` layers of `vgg_type` (37 for vgg19)."""
     if vgg_type not in VGG_CFGS:
-        raise ValueError(f"vgg_type must be one of {', '.join(VGG_CFGS)}; got {vgg_type!r}")
+        raise ConfigError(f"vgg_type must be one of {', '.join(VGG_CFGS)}; got {vgg_type!r}")
     return sum(1 if v == "M" else 2 for v in VGG_CFGS[vgg_type])
 
 
@@ -42,7 +43,7 @@ class VGGFeatures(nn.Module):
         total = vgg_layer_count(vgg_type)
         num_layers = total if num_layers is None else int(num_layers)
         if not 1 <= num_layers <= total:
-            raise ValueError(f"{vgg_type} has {total} feature layers; asked for {num_layers}")
+            raise ConfigError(f"{vgg_type} has {total} feature layers; asked for {num_layers}")
         self.vgg_type = vgg_type
         layers, in_ch = [], 3
         for v in VGG_CFGS[vgg_type]:

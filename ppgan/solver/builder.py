@@ -15,10 +15,7 @@ def build_optimizer(cfg, parameters, learning_rate=None):
     carries `ppgan_clip` = ('norm' | 'value', threshold) or None.
     """
     cfg = {k: v for k, v in cfg.items() if k != "net_names"}
-    try:
-        fn = OPTIMIZERS.get(cfg.pop("name"))
-    except KeyError as e:
-        raise ConfigError(e.args[0]) from None
+    fn = OPTIMIZERS.get(cfg.pop("name", None))
     lr = cfg.pop("learning_rate", learning_rate)
     if lr is None:
         raise ConfigError("no learning rate: set lr_scheduler.learning_rate or optimizer learning_rate")
@@ -40,10 +37,7 @@ def build_lr_scheduler(cfg, optimizer, iters_per_epoch=1):
     from torch.optim.lr_scheduler import LambdaLR
 
     cfg = dict(cfg)
-    try:
-        cls = LRSCHEDULERS.get(cfg.pop("name"))
-    except KeyError as e:
-        raise ConfigError(e.args[0]) from None
+    cls = LRSCHEDULERS.get(cfg.pop("name", None))
     if "iters_per_epoch" in cfg or "iters_per_epoch" in (getattr(cls, "NEEDS", ()) or ()):
         cfg["iters_per_epoch"] = iters_per_epoch  # PaddleGAN configs carry a placeholder
     check_kwargs(cls, cfg, where=f"lr_scheduler {cls.__name__}")

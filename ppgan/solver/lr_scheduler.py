@@ -7,13 +7,14 @@ ramp from `warmup_start_factor` to the schedule's value over the first iteration
 """
 import math
 
+from ..utils.errors import ConfigError
 from .builder import LRSCHEDULERS
 
 
 class _Schedule:
     def __init__(self, learning_rate, warmup_iters=0, warmup_start_factor=0.001):
         if learning_rate is None or float(learning_rate) <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
+            raise ConfigError(f"learning_rate must be > 0, got {learning_rate!r}")
         self.learning_rate = float(learning_rate)
         self.warmup_iters = int(warmup_iters)
         self.warmup_start_factor = float(warmup_start_factor)
@@ -84,7 +85,7 @@ class CosineAnnealingRestartLR(_Schedule):
     def __init__(self, learning_rate, periods, restart_weights=(1,), eta_min=0.0, **kw):
         super().__init__(learning_rate, **kw)
         if len(periods) != len(restart_weights):
-            raise ValueError("periods and restart_weights must have the same length")
+            raise ConfigError("periods and restart_weights must have the same length")
         self.periods, self.restart_weights = [int(p) for p in periods], [float(w) for w in restart_weights]
         self.eta_min = float(eta_min)
 

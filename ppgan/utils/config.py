@@ -6,8 +6,7 @@ import re
 
 import yaml
 
-from .errors import ConfigError
-from .registry import closest
+from .errors import ConfigError, closest
 
 # Top-level keys of a config and, for the fixed-schema sections, their keys.
 # `model`, `dataset`, `optimizer`, `lr_scheduler` and `validate.metrics` are checked by the

@@ -1,16 +1,32 @@
-"""Errors a user can cause. The CLIs print these as one line and exit non-zero."""
+"""Errors a user can cause. The CLIs print these as one line and exit non-zero.
+
+Only `PPGANError` (and its subclasses) and `OSError` (a file the user named cannot be read or
+written) count as the user's; any other exception is a bug and keeps its traceback.
+"""
+import difflib
+
+
+def closest(name, candidates, n=3):
+    """The up to `n` candidates closest to `name`, for 'did you mean' messages."""
+    found = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=n, cutoff=0.5)
+    if not found:
+        low = str(name).lower()
+        found = [c for c in candidates if low in str(c).lower() or str(c).lower() in low][:n]
+    return found
 
 
 class PPGANError(Exception):
     """Base class of every error that is the user's input, not a bug."""
 
 
-class ConfigError(PPGANError):
-    """A config file, key, value or override is missing or wrong."""
+class ConfigError(PPGANError, ValueError):
+    """A config file, key, value or override is missing or wrong, or an argument is out of
+    range (a ValueError too, so `except ValueError` code keeps working)."""
 
 
-class DatasetError(PPGANError):
-    """A dataset path is missing or a file in it cannot be read."""
+class DatasetError(PPGANError, ValueError):
+    """A dataset path is missing, a file in it cannot be read, or its data do not fit the
+    pipeline (a crop larger than the image, LQ/GT sizes that do not match the scale)."""
 
 
 class CheckpointError(PPGANError):
@@ -41,7 +57,7 @@ def one_line(exc):
 
 
 # What a command-line tool reports as one line (its input was wrong), not as a traceback.
-USER_ERRORS = (PPGANError, OSError, ValueError, KeyError)
+USER_ERRORS = (PPGANError, OSError)
 
 
 def report(exc, code=2):

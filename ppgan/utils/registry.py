@@ -1,21 +1,21 @@
-"""A small name -> class registry, one instance per kind (generators, datasets, ...)."""
-import difflib
+"""A small name -> class registry, one instance per kind (generators, datasets, ...).
 
+Imports run one way: `registry` uses `config.check_kwargs` to check a config against the
+constructor it names; `config` never imports `registry` (both take `closest` from `errors`).
+"""
+from .config import check_kwargs
+from .errors import ConfigError, closest
 
-def closest(name, candidates, n=3):
-    """The up to `n` candidates closest to `name`, for 'did you mean' messages."""
-    found = difflib.get_close_matches(str(name), list(candidates), n=n, cutoff=0.5)
-    if not found:
-        low = str(name).lower()
-        found = [c for c in candidates if low in c.lower() or c.lower() in low][:n]
-    return found
+__all__ = ["Registry", "closest"]
 
 
 class Registry:
     """Maps names to classes or functions.
 
     Register with the decorator `@REG.register()` (the object's own `__name__`) or
-    `@REG.register("alias", ...)` to add extra names. A name registered twice is an error.
+    `@REG.register("alias", ...)` to add extra names. A name registered twice is a programming
+    error (`KeyError` with a traceback); an unknown name in a config is the user's
+    (`ConfigError`, one line naming the closest known names).
     """
 
     def __init__(self, kind):
@@ -33,11 +33,12 @@ class Registry:
         return deco
 
     def get(self, name):
-        if name not in self._map:
+        """The object registered as `name`; ConfigError naming the closest names if unknown."""
+        if not isinstance(name, str) or name not in self._map:
             hint = closest(name, self._map)
             msg = f"unknown {self.kind} name '{name}'"
             msg += f"; did you mean {', '.join(hint)}?" if hint else f"; known: {', '.join(sorted(self._map))}"
-            raise KeyError(msg)
+            raise ConfigError(msg)
         return self._map[name]
 
     def __contains__(self, name):
@@ -51,10 +52,8 @@ class Registry:
 
         `cfg` is not modified. Unknown keyword arguments fail naming the closest accepted ones.
         """
-        from .config import check_kwargs  # local: config imports registry helpers
-
         if not isinstance(cfg, dict) or "name" not in cfg:
-            raise KeyError(f"{self.kind} config needs a 'name' key, got {cfg!r}")
+            raise ConfigError(f"{self.kind} config needs a 'name' key, got {cfg!r}")
         kwargs = dict(cfg)
         name = kwargs.pop("name")
         obj = self.get(name)

@@ -31,6 +31,7 @@ import math
 
 import torch
 
+from .errors import ConfigError
 from .inference import pad_to_multiple, padded_forward, size_multiple
 
 
@@ -86,9 +87,9 @@ def tiled_forward(net, x, scale=None, tile=256, overlap=16, batch=1, out_device=
     if x.ndim != 4:
         raise ValueError(f"tiled_forward expects an [N, C, H, W] tensor, got shape {tuple(x.shape)}")
     if getattr(net, "fixed_input_size", None) is not None:
-        raise ValueError(f"{type(net).__name__} takes one fixed input size; it cannot be tiled")
+        raise ConfigError(f"{type(net).__name__} takes one fixed input size; it cannot be tiled")
     if int(tile) < 1 or int(overlap) < 0 or int(batch) < 1:
-        raise ValueError(f"tiled_forward needs tile >= 1, overlap >= 0, batch >= 1; got {tile}, {overlap}, {batch}")
+        raise ConfigError(f"tiled_forward needs tile >= 1, overlap >= 0, batch >= 1; got {tile}, {overlap}, {batch}")
     m = size_multiple(net)
     tile, overlap = _round_up(int(tile), m), _round_up(int(overlap), m)
     device = torch.device(device) if device is not None else _net_device(net, x)

@@ -228,7 +228,7 @@ def test_build_metric():
     assert isinstance(metric, SSIM)
     assert (metric.crop_border, metric.test_y_channel, metric.min_max) == (4, True, (0., 1.))
     assert isinstance(build_metric({"name": "PSNR"}), PSNR)
-    with pytest.raises(KeyError, match="PSNR"):
+    with pytest.raises(ConfigError, match="PSNR"):
         build_metric({"name": "PSNRR"})
     with pytest.raises(ConfigError, match="crop_border"):
         build_metric({"name": "PSNR", "crop_boarder": 4})

@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...utils.errors import ConfigError
 from .builder import CRITERIONS
 
 GAN_MODES = ("vanilla", "lsgan", "wgan", "wgangp", "hinge", "logistic")
@@ -29,9 +30,9 @@ class GANLoss(nn.Module):
                  label_smoothing=0.0, label_noise=0.0):
         super().__init__()
         if gan_mode not in GAN_MODES:
-            raise ValueError(f"gan_mode must be one of {', '.join(GAN_MODES)}; got {gan_mode!r}")
+            raise ConfigError(f"gan_mode must be one of {', '.join(GAN_MODES)}; got {gan_mode!r}")
         if not 0 <= label_smoothing < 1 or not 0 <= label_noise < 1:
-            raise ValueError("label_smoothing and label_noise must be in [0, 1)")
+            raise ConfigError("label_smoothing and label_noise must be in [0, 1)")
         self.gan_mode = gan_mode
         self.target_real_label = float(target_real_label)
         self.target_fake_label = float(target_fake_label)

@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...utils.errors import ConfigError
 from .builder import CRITERIONS
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -20,7 +21,7 @@ class _PixelLoss(nn.Module):
     def __init__(self, loss_weight=1.0, reduction="mean"):
         super().__init__()
         if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}; got {reduction!r}")
+            raise ConfigError(f"reduction must be one of {', '.join(REDUCTIONS)}; got {reduction!r}")
         self.loss_weight = float(loss_weight)
         self.reduction = reduction
 

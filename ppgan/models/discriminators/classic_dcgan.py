@@ -1,6 +1,7 @@
 """Discriminator of the classic 32x32 RGB DCGAN recipe (Chollet, 2017, ch. 8.5)."""
 from torch import nn
 
+from ...utils.errors import ConfigError
 from .builder import DISCRIMINATORS
 
 
@@ -18,7 +19,7 @@ class ClassicDCDiscriminator(nn.Module):
     def __init__(self, input_nc=3, ndf=128, size=32, dropout=0.4):
         super().__init__()
         if size % 8:
-            raise ValueError(f"size must be divisible by 8, got {size}")
+            raise ConfigError(f"size must be divisible by 8, got {size}")
         self.convs = nn.Sequential(
             nn.Conv2d(input_nc, ndf, 3, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(ndf, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2),

@@ -3,6 +3,7 @@ import math
 
 from torch import nn
 
+from ...utils.errors import ConfigError
 from ...modules.norm import build_norm_layer
 from .builder import DISCRIMINATORS
 
@@ -21,7 +22,7 @@ class DCDiscriminator(nn.Module):
     def __init__(self, input_nc, ndf=64, norm_type="instance", input_size=64):
         super().__init__()
         if input_size < 8 or input_size & (input_size - 1):
-            raise ValueError(f"input_size must be a power of two >= 8, got {input_size}")
+            raise ConfigError(f"input_size must be a power of two >= 8, got {input_size}")
         # PaddleGAN's batch branch uses plain BatchNorm2D (running stats in eval mode).
         norm_layer = nn.BatchNorm2d if norm_type == "batch" else build_norm_layer(norm_type)
         n_down = int(math.log2(input_size)) - 2  # stride-2 convs down to 4x4

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils import spectral_norm
 
+from ...utils.errors import ConfigError
 from .builder import DISCRIMINATORS
 
 
@@ -40,7 +41,7 @@ class UGATITDiscriminator(nn.Module):
     def __init__(self, input_nc, ndf=64, n_layers=5):
         super().__init__()
         if n_layers < 3:
-            raise ValueError(f"n_layers must be >= 3, got {n_layers}")
+            raise ConfigError(f"n_layers must be >= 3, got {n_layers}")
         model = [nn.ReflectionPad2d(1), _sn_conv(input_nc, ndf, 2), nn.LeakyReLU(0.2)]
         for i in range(1, n_layers - 2):
             mult = 2 ** (i - 1)

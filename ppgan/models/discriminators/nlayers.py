@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
+from ...utils.errors import ConfigError
 from ...modules.norm import build_norm_layer
 from .builder import DISCRIMINATORS
 
@@ -27,7 +28,7 @@ class NLayerDiscriminator(nn.Module):
     def __init__(self, input_nc, ndf=64, n_layers=3, norm_type="instance", use_sigmoid=False):
         super().__init__()
         if norm_type not in NORM_TYPES:
-            raise ValueError(f"norm_type must be one of {', '.join(NORM_TYPES)}; got {norm_type!r}")
+            raise ConfigError(f"norm_type must be one of {', '.join(NORM_TYPES)}; got {norm_type!r}")
         norm_layer = build_norm_layer(norm_type)
         use_bias = norm_type == "instance"  # PaddleGAN: bias only where the norm has no affine shift
         kw, padw = 4, 1

@@ -12,6 +12,7 @@ import math
 
 from torch import nn
 
+from ...utils.errors import ConfigError
 from ...modules.sr_blocks import paddle_default_init_
 from .builder import DISCRIMINATORS
 
@@ -32,7 +33,7 @@ class VGGDiscriminator128(nn.Module):
     def __init__(self, in_channels, num_feat, norm_layer="batch"):
         super().__init__()
         if norm_layer != "batch":
-            raise ValueError(f"VGGDiscriminator128 supports only norm_layer='batch', got {norm_layer!r}")
+            raise ConfigError(f"VGGDiscriminator128 supports only norm_layer='batch', got {norm_layer!r}")
         f = num_feat
         self.conv0_0 = nn.Conv2d(in_channels, f, 3, 1, 1, bias=True)
         self.conv0_1 = nn.Conv2d(f, f, 4, 2, 1, bias=False)
@@ -66,7 +67,7 @@ class VGGDiscriminator128(nn.Module):
     def forward(self, x):
         """x: [N, in_channels, 128, 128] -> [N, 1]."""
         if x.ndim != 4 or tuple(x.shape[-2:]) != (self.INPUT_SIZE, self.INPUT_SIZE):
-            raise ValueError(f"VGGDiscriminator128 needs [N, C, 128, 128] input, got {tuple(x.shape)}")
+            raise ConfigError(f"VGGDiscriminator128 needs [N, C, 128, 128] input, got {tuple(x.shape)}")
         act = self.lrelu
         feat = act(self.conv0_0(x))
         feat = act(self.bn0_1(self.conv0_1(feat)))  # 64x64

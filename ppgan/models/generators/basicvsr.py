@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...utils.errors import ConfigError
 from ...modules.flow import SPyNet, SPyNetBasicModule, flow_warp
 from ...modules.sr_blocks import PixelShufflePack, ResidualBlockNoBN, make_layer, paddle_default_init_
 from .builder import GENERATORS
@@ -99,10 +100,10 @@ class BasicVSRNet(nn.Module):
     def forward(self, lrs):
         """lrs: [N, T, 3, H, W] (T >= 1, H, W >= 64) -> [N, T, 3, 4H, 4W]."""
         if lrs.ndim != 5 or lrs.shape[2] != 3:
-            raise ValueError(f"BasicVSRNet needs [N, T, 3, H, W] frames, got {tuple(lrs.shape)}")
+            raise ConfigError(f"BasicVSRNet needs [N, T, 3, H, W] frames, got {tuple(lrs.shape)}")
         n, t, _, h, w = lrs.shape
         if h < self.MIN_SIZE or w < self.MIN_SIZE:
-            raise ValueError(f"BasicVSRNet needs H and W of at least {self.MIN_SIZE}, got {h} and {w}")
+            raise ConfigError(f"BasicVSRNet needs H and W of at least {self.MIN_SIZE}, got {h} and {w}")
         flows_forward, flows_backward = (None, None)
         if t > 1:
             flows_forward, flows_backward = self.compute_flow(lrs, self.check_if_mirror_extended(lrs))

@@ -4,6 +4,7 @@ stride-2 transposed conv, LeakyReLU throughout, 7x7 tanh output."""
 import torch
 from torch import nn
 
+from ...utils.errors import ConfigError
 from .builder import GENERATORS
 
 
@@ -22,7 +23,7 @@ class ClassicDCGenerator(nn.Module):
     def __init__(self, latent_dim=32, output_nc=3, size=32, dense_channels=128, conv_channels=256):
         super().__init__()
         if size % 2:
-            raise ValueError(f"size must be even, got {size}")
+            raise ConfigError(f"size must be even, got {size}")
         self.latent_dim, self.half, self.dense_channels = latent_dim, size // 2, dense_channels
         self.dense = nn.Sequential(nn.Linear(latent_dim, dense_channels * self.half ** 2), nn.LeakyReLU(0.2))
         c = conv_channels

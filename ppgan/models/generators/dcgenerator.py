@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from ...utils.errors import ConfigError
 from ...modules.norm import build_norm_layer
 from .builder import GENERATORS
 
@@ -29,7 +30,7 @@ class DCGenerator(nn.Module):
                  padding_type="reflect", output_size=64):
         super().__init__()
         if output_size < 8 or output_size & (output_size - 1):
-            raise ValueError(f"output_size must be a power of two >= 8, got {output_size}")
+            raise ConfigError(f"output_size must be a power of two >= 8, got {output_size}")
         self.input_nz = input_nz
         # PaddleGAN's batch branch uses plain BatchNorm2D (running stats in eval mode).
         norm_layer = nn.BatchNorm2d if norm_type == "batch" else build_norm_layer(norm_type)

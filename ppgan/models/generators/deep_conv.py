@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...utils.errors import ConfigError
 from ...modules.norm import paddle_bn_momentum
 from .builder import GENERATORS
 
@@ -24,7 +25,7 @@ class DeepConvGenerator(nn.Module):
     def __init__(self, latent_dim, output_nc, size=64, ngf=64):
         super().__init__()
         if size % 4:
-            raise ValueError(f"size must be divisible by 4, got {size}")
+            raise ConfigError(f"size must be divisible by 4, got {size}")
         self.latent_dim = latent_dim
         self.ngf = ngf
         self.init_size = size // 4
@@ -79,7 +80,7 @@ class ConditionalDeepConvGenerator(DeepConvGenerator):
     def forward(self, x, class_id=None):
         if self.n_class > 0:
             if class_id is None:
-                raise ValueError("ConditionalDeepConvGenerator needs class_id")
+                raise ConfigError("ConditionalDeepConvGenerator needs class_id")
             onehot = F.one_hot(class_id.long() % self.n_class, self.n_class).to(x.dtype)
             x = torch.cat([x, onehot.reshape(x.shape[0], -1)], 1)
         return super().forward(x)

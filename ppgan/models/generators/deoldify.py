@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...utils.errors import ConfigError
 from .builder import GENERATORS
 
 MODEL_TYPES = ("stable", "artistic")
@@ -327,7 +328,7 @@ def resnet_encoder(arch):
     without its pooling and classifier (PaddleGAN: `Sequential(*list(resnetXX().children())[:-2])`).
     Returns (encoder, channels of the eight children's outputs)."""
     if arch not in RESNET_LAYOUTS:
-        raise ValueError(f"encoder must be one of {', '.join(RESNET_LAYOUTS)}, got {arch!r}")
+        raise ConfigError(f"encoder must be one of {', '.join(RESNET_LAYOUTS)}, got {arch!r}")
     block, depths = RESNET_LAYOUTS[arch]
     stem = [nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
             nn.MaxPool2d(3, stride=2, padding=1)]
@@ -384,9 +385,9 @@ class Deoldify(nn.Module):
                  bottle=False):
         super().__init__()
         if model_type not in MODEL_TYPES:
-            raise ValueError(f"Expected model_type in [stable, artistic], but got {model_type!r}")
+            raise ConfigError(f"Expected model_type in [stable, artistic], but got {model_type!r}")
         if norm_type not in NORM_TYPES:
-            raise ValueError(f"norm_type must be one of {', '.join(NORM_TYPES)}, got {norm_type!r}")
+            raise ConfigError(f"norm_type must be one of {', '.join(NORM_TYPES)}, got {norm_type!r}")
         stable = model_type == "stable"
         encoder = encoder or ("resnet101" if stable else "resnet34")
         nf_factor = (2 if stable else 1.5) if nf_factor is None else nf_factor
@@ -421,11 +422,11 @@ class Deoldify(nn.Module):
         self.last_cross = last_cross
 
     def forward(self, x):
-        """x: [N, 3, H, W] normalised with ImageNet mean/std (see ppgan.apps.deoldify_utils)."""
+        """x: [N, 3, H, W] normalised with ImageNet mean/std (see tests/deoldify_reference.py, PaddleGAN's exact pipeline)."""
         if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"Deoldify needs [N, 3, H, W] input, got {tuple(x.shape)}")
+            raise ConfigError(f"Deoldify needs [N, 3, H, W] input, got {tuple(x.shape)}")
         if x.shape[-2] % 2 or x.shape[-1] % 2:
-            raise ValueError(f"Deoldify needs even H and W (best multiples of 32), got {x.shape[-2]}x{x.shape[-1]}")
+            raise ConfigError(f"Deoldify needs even H and W (best multiples of 32), got {x.shape[-2]}x{x.shape[-1]}")
         skips, h = {}, x
         for i, child in enumerate(self.layers[0]):
             h = child(h)
@@ -449,7 +450,7 @@ def build_model(model_type="stable"):
     nf_factor 2, wide decoder) or 'artistic' (resnet34, nf_factor 1.5, deep decoder); blur,
     self-attention, y_range (-3, 3), spectral norm."""
     if model_type not in MODEL_TYPES:
-        raise ValueError(f"Expected model_type in [stable, artistic], but got {model_type!r}")
+        raise ConfigError(f"Expected model_type in [stable, artistic], but got {model_type!r}")
     stable = model_type == "stable"
     return Deoldify(model_type=model_type, encoder="resnet101" if stable else "resnet34", n_classes=3,
                     nf_factor=2 if stable else 1.5, self_attention=True, y_range=(-3, 3),

@@ -11,6 +11,7 @@ Attribute names follow PaddleGAN (`sub_mean.shifter`, `conv1.0` ... `conv17.0`,
 import torch
 from torch import nn
 
+from ...utils.errors import ConfigError
 from ...modules.sr_blocks import Upsampler, paddle_default_init_
 from .builder import GENERATORS
 
@@ -109,7 +110,7 @@ class LESRCNNGenerator(nn.Module):
         super().__init__()
         allowed = self.MULTI_SCALES if multi_scale else self.SUPPORTED_SCALES
         if scale not in allowed:
-            raise ValueError(f"LESRCNNGenerator(multi_scale={multi_scale}) scale must be one of "
+            raise ConfigError(f"LESRCNNGenerator(multi_scale={multi_scale}) scale must be one of "
                              f"{allowed}, got {scale!r}")
         self.scale = scale
         self.multi_scale = multi_scale
@@ -136,7 +137,7 @@ class LESRCNNGenerator(nn.Module):
             scale = self.scale
         allowed = self.MULTI_SCALES if self.multi_scale else (self.scale,)
         if scale not in allowed:
-            raise ValueError(f"this LESRCNNGenerator runs at scale {allowed}, got {scale!r}")
+            raise ConfigError(f"this LESRCNNGenerator runs at scale {allowed}, got {scale!r}")
         x = self.sub_mean(x)
         x1 = self.conv1(x)
         feat = x1

@@ -9,6 +9,7 @@ import torch
 from scipy.stats import norm as _normal
 from torch import nn
 
+from ...utils.errors import ConfigError
 from .builder import GENERATORS
 
 
@@ -27,7 +28,7 @@ class MLPGenerator(nn.Module):
     def __init__(self, latent_dim=2, output_nc=1, size=32, hidden_dims=(256, 512), latent_dist="normal"):
         super().__init__()
         if latent_dist not in ("normal", "uniform"):
-            raise ValueError(f"latent_dist must be 'normal' or 'uniform', got {latent_dist!r}")
+            raise ConfigError(f"latent_dist must be 'normal' or 'uniform', got {latent_dist!r}")
         self.latent_dim, self.output_nc, self.size, self.latent_dist = latent_dim, output_nc, size, latent_dist
         layers, prev = [], latent_dim
         for h in hidden_dims:
@@ -46,7 +47,7 @@ class MLPGenerator(nn.Module):
 
         Only for latent_dim == 2. `extent` is the probability mass covered per axis."""
         if self.latent_dim != 2:
-            raise ValueError("latent_grid needs latent_dim == 2")
+            raise ConfigError("latent_grid needs latent_dim == 2")
         q = np.linspace((1 - extent) / 2, 1 - (1 - extent) / 2, n)
         axis = _normal.ppf(q) if self.latent_dist == "normal" else 2 * q - 1
         yy, xx = np.meshgrid(axis[::-1], axis, indexing="ij")

@@ -12,6 +12,7 @@ ESRGAN-era checkpoints use.
 import torch.nn.functional as F
 from torch import nn
 
+from ...utils.errors import ConfigError
 from ...modules.sr_blocks import ResidualBlockNoBN, _scaled_kaiming_, make_layer
 from .builder import GENERATORS
 
@@ -34,9 +35,9 @@ class MSRResNet(nn.Module):
     def __init__(self, in_nc=3, out_nc=3, nf=64, nb=16, upscale=4):
         super().__init__()
         if upscale not in self.SUPPORTED_SCALES:
-            raise ValueError(f"MSRResNet upscale must be one of {self.SUPPORTED_SCALES}, got {upscale!r}")
+            raise ConfigError(f"MSRResNet upscale must be one of {self.SUPPORTED_SCALES}, got {upscale!r}")
         if in_nc != out_nc:
-            raise ValueError(f"MSRResNet adds the upsampled input to the output: in_nc ({in_nc}) "
+            raise ConfigError(f"MSRResNet adds the upsampled input to the output: in_nc ({in_nc}) "
                              f"must equal out_nc ({out_nc})")
         self.upscale = upscale
         self.conv_first = nn.Conv2d(in_nc, nf, 3, 1, 1)

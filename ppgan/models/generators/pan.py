@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...utils.errors import ConfigError
 from ...modules.sr_blocks import make_layer, paddle_default_init_
 from .builder import GENERATORS
 
@@ -106,9 +107,9 @@ class PAN(nn.Module):
     def __init__(self, in_nc, out_nc, nf, unf, nb, scale=4):
         super().__init__()
         if scale not in self.SUPPORTED_SCALES:
-            raise ValueError(f"PAN scale must be one of {self.SUPPORTED_SCALES}, got {scale!r}")
+            raise ConfigError(f"PAN scale must be one of {self.SUPPORTED_SCALES}, got {scale!r}")
         if out_nc != in_nc:
-            raise ValueError(f"PAN adds the upscaled input to its output, so out_nc must equal "
+            raise ConfigError(f"PAN adds the upscaled input to its output, so out_nc must equal "
                              f"in_nc; got in_nc={in_nc}, out_nc={out_nc}")
         self.scale = scale
 

@@ -12,6 +12,7 @@ Attribute names are PaddleGAN's (`sub_mean`, `head.0`, `body.<g>.body.<b>.body.3
 import torch
 from torch import nn
 
+from ...utils.errors import ConfigError
 from ...modules.sr_blocks import Upsampler, paddle_default_init_
 from .builder import GENERATORS
 
@@ -130,9 +131,9 @@ class RCAN(nn.Module):
                  kernel_size=3, reduction=16):
         super().__init__()
         if n_colors != 3:
-            raise ValueError(f"RCAN's mean shift works on RGB: n_colors must be 3, got {n_colors}")
+            raise ConfigError(f"RCAN's mean shift works on RGB: n_colors must be 3, got {n_colors}")
         if n_feats < reduction:
-            raise ValueError(f"n_feats ({n_feats}) must be at least reduction ({reduction})")
+            raise ConfigError(f"n_feats ({n_feats}) must be at least reduction ({reduction})")
         self.scale = scale
         self.sub_mean = MeanShift(rgb_range, RGB_MEAN, RGB_STD, -1)
         self.head = nn.Sequential(default_conv(n_colors, n_feats, kernel_size))

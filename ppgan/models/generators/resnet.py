@@ -6,6 +6,7 @@ itself after Johnson et al.'s fast-neural-style). Sub-module names follow Paddle
 """
 from torch import nn
 
+from ...utils.errors import ConfigError
 from ...modules.blocks import ResnetBlock, build_translation_norm_layer, pad_layer
 from .builder import GENERATORS
 
@@ -34,7 +35,7 @@ class ResnetGenerator(nn.Module):
         super().__init__()
         self.size_multiple = 4  # two stride-2 downsamplings (see ppgan.utils.inference)
         if n_blocks < 0:
-            raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
+            raise ConfigError(f"n_blocks must be >= 0, got {n_blocks}")
         pad_layer(padding_type, 1)  # validates padding_type
         norm_layer, use_bias = build_translation_norm_layer(norm_type)
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=use_bias), norm_layer(ngf), nn.ReLU()]
@@ -54,5 +55,5 @@ class ResnetGenerator(nn.Module):
     def forward(self, x):
         h, w = x.shape[-2:]
         if h % 4 or w % 4:
-            raise ValueError(f"ResnetGenerator needs H and W divisible by 4, got {h}x{w}")
+            raise ConfigError(f"ResnetGenerator needs H and W divisible by 4, got {h}x{w}")
         return self.model(x)

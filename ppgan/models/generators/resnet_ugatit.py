@@ -6,6 +6,7 @@ Sub-module names follow PaddleGAN (`DownBlock.<i>`, `UpBlock1_<k>`, `UpBlock2.<i
 """
 from torch import nn
 
+from ...utils.errors import ConfigError
 from ...modules.adaptive_norm import ILN, AdaILN
 from ...modules.blocks import ResnetBlock, build_translation_norm_layer, cam_reweight, check_ugatit_input
 from .builder import GENERATORS
@@ -63,9 +64,9 @@ class ResnetUGATITGenerator(nn.Module):
         self.size_multiple = 4  # two stride-2 downsamplings; the full model takes one size only
         self.fixed_input_size = None if light else (img_size, img_size)
         if n_blocks < 0:
-            raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
+            raise ConfigError(f"n_blocks must be >= 0, got {n_blocks}")
         if not light and (img_size <= 0 or img_size % 4):
-            raise ValueError(f"img_size must be a positive multiple of 4, got {img_size}")
+            raise ConfigError(f"img_size must be a positive multiple of 4, got {img_size}")
         self.input_nc, self.output_nc, self.ngf = input_nc, output_nc, ngf
         self.n_blocks, self.img_size, self.light = n_blocks, img_size, light
         norm_layer, _ = build_translation_norm_layer(norm_type)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...utils.errors import ConfigError
 from ...modules.adaptive_norm import LIN, AdaLIN
 from ...modules.blocks import ResnetBlock, cam_reweight, check_ugatit_input
 from .builder import GENERATORS
@@ -191,12 +192,12 @@ class ResnetUGATITP2CGenerator(nn.Module):
         self.size_multiple = 16  # the hourglass blocks halve the size four times
         self.min_input_size = 32  # ...and their innermost reflection pads need 2 pixels
         if n_blocks < 0:
-            raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
+            raise ConfigError(f"n_blocks must be >= 0, got {n_blocks}")
         if ngf <= 0 or ngf % 4:
-            raise ValueError(f"ngf must be a positive multiple of 4 (ConvBlock splits it 1/2, 1/4, 1/4), "
+            raise ConfigError(f"ngf must be a positive multiple of 4 (ConvBlock splits it 1/2, 1/4, 1/4), "
                              f"got {ngf}")
         if not light and (img_size <= 0 or img_size % 16):
-            raise ValueError(f"img_size must be a positive multiple of 16, got {img_size}")
+            raise ConfigError(f"img_size must be a positive multiple of 16, got {img_size}")
         self.input_nc, self.output_nc, self.ngf = input_nc, output_nc, ngf
         self.n_blocks, self.img_size, self.light = n_blocks, img_size, light
 

@@ -13,6 +13,7 @@ PaddleGAN has no such net.
 import torch.nn.functional as F
 from torch import nn
 
+from ...utils.errors import ConfigError
 from .builder import GENERATORS
 
 
@@ -39,14 +40,14 @@ class SRVGGNetCompact(nn.Module):
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4, act_type="prelu"):
         super().__init__()
         if isinstance(upscale, bool) or not isinstance(upscale, int) or upscale < 1:
-            raise ValueError(f"SRVGGNetCompact upscale must be an integer >= 1, got {upscale!r}")
+            raise ConfigError(f"SRVGGNetCompact upscale must be an integer >= 1, got {upscale!r}")
         if act_type not in self.ACT_TYPES:
-            raise ValueError(f"SRVGGNetCompact act_type must be one of {self.ACT_TYPES}, got {act_type!r}")
+            raise ConfigError(f"SRVGGNetCompact act_type must be one of {self.ACT_TYPES}, got {act_type!r}")
         if num_in_ch != num_out_ch:
-            raise ValueError(f"SRVGGNetCompact adds the upsampled input to the output: num_in_ch "
+            raise ConfigError(f"SRVGGNetCompact adds the upsampled input to the output: num_in_ch "
                              f"({num_in_ch}) must equal num_out_ch ({num_out_ch})")
         if num_conv < 0 or num_feat < 1:
-            raise ValueError(f"SRVGGNetCompact needs num_conv >= 0 and num_feat >= 1, got {num_conv}, {num_feat}")
+            raise ConfigError(f"SRVGGNetCompact needs num_conv >= 0 and num_feat >= 1, got {num_conv}, {num_feat}")
         self.num_in_ch, self.num_out_ch, self.num_feat = num_in_ch, num_out_ch, num_feat
         self.num_conv, self.upscale, self.act_type = num_conv, upscale, act_type
         self.scale = upscale
@@ -92,11 +93,11 @@ class RescaledSR(nn.Module):
         super().__init__()
         inner = getattr(net, "scale", None)
         if not isinstance(inner, int) or not factor > 0:
-            raise ValueError(f"RescaledSR needs a net with an integer `scale` and a factor > 0, "
+            raise ConfigError(f"RescaledSR needs a net with an integer `scale` and a factor > 0, "
                              f"got scale {inner!r}, factor {factor!r}")
         overall = inner * factor
         if abs(overall - round(overall)) > 1e-9 or round(overall) < 1:
-            raise ValueError(f"RescaledSR: net scale {inner} x factor {factor} is not a positive integer")
+            raise ConfigError(f"RescaledSR: net scale {inner} x factor {factor} is not a positive integer")
         self.net = net
         self.factor = float(factor)
         self.scale = int(round(overall))

@@ -6,6 +6,7 @@ Sub-module names follow PaddleGAN (`model.model.1.model.3...`), so `.pdparams` l
 import torch
 from torch import nn
 
+from ...utils.errors import ConfigError
 from ...modules.blocks import build_translation_norm_layer
 from .builder import GENERATORS
 
@@ -74,7 +75,7 @@ class UnetGenerator(nn.Module):
         super().__init__()
         self.size_multiple = 2 ** num_downs  # H, W needed by the encoder (see ppgan.utils.inference)
         if num_downs < 5:
-            raise ValueError(f"num_downs must be >= 5, got {num_downs}")
+            raise ConfigError(f"num_downs must be >= 5, got {num_downs}")
         self.num_downs = num_downs
         norm_layer, use_bias = build_translation_norm_layer(norm_type)
         kw = dict(norm_layer=norm_layer, use_bias=use_bias)
@@ -91,6 +92,6 @@ class UnetGenerator(nn.Module):
         h, w = input.shape[-2:]
         m = 2 ** self.num_downs
         if h % m or w % m:
-            raise ValueError(f"UnetGenerator(num_downs={self.num_downs}) needs H and W divisible by {m}, "
+            raise ConfigError(f"UnetGenerator(num_downs={self.num_downs}) needs H and W divisible by {m}, "
                              f"got {h}x{w}")
         return self.model(input)

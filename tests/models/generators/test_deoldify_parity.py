@@ -1,5 +1,5 @@
 """DeOldify generator: PaddleGAN parity (fixtures in tests/fixtures/parity), other sizes, the
-normalised convs, and the predictor's pre/post-processing (ppgan.apps.deoldify_utils).
+normalised convs, and the predictor's pre/post-processing (tests/deoldify_reference.py).
 
 Parity: manifest -> rule weights + spectral-norm u/v after one power iteration (the fixtures'
 `extra.weight_overrides`) -> `load_paddle_state_dict(strict=True)` -> eval forward -> PaddleGAN's
@@ -17,7 +17,7 @@ from skimage import data
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
 from parity import Fixture  # noqa: E402
 
-from ppgan.apps import deoldify_utils as du  # noqa: E402
+import deoldify_reference as du  # noqa: E402  (PaddleGAN's exact pre/post-processing, test-only)
 from ppgan.models.generators import GENERATORS, build_generator  # noqa: E402
 from ppgan.models.generators.deoldify import (Deoldify, Spectralnorm, WeightNormConv2d,  # noqa: E402
                                               build_model)
@@ -129,7 +129,7 @@ def test_weight_norm_conv():
     torch.testing.assert_close(conv(x), torch.nn.functional.conv2d(x, w, conv.bias))
 
 
-# --- ppgan.apps.deoldify_utils --------------------------------------------------------------------
+# --- deoldify_reference (PaddleGAN's pipeline) --------------------------------------------------------------------
 
 def test_preprocess_matches_paddlegans_norm():
     img = data.astronaut()  # 512 x 512 RGB

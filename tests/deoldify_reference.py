@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..utils.errors import PPGANError
+from ppgan.utils.errors import PPGANError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
