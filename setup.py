@@ -23,7 +23,9 @@ setup(
         "opencv-python-headless<5",
         "pyyaml",
         "imageio",
-        "imageio-ffmpeg",
+        # 0.6.0 bundles ffmpeg 7.0.2; 0.4.9-0.5.1 bundle 4.2.2, which lacks -fps_mode (ppgan.video.ffmpeg falls
+        # back to -vsync for such a binary given by IMAGEIO_FFMPEG_EXE, but the default should be current).
+        "imageio-ffmpeg>=0.6.0",
         "scikit-image",
         "tqdm",
     ],

@@ -96,8 +96,7 @@ def download_parser():
 
 
 def _list_weights():
-    from .apps.weights import WEIGHTS, locate
-    from .utils.download import weights_dir
+    from .weights import WEIGHTS, locate, weights_dir
 
     print(f"cache: {weights_dir()}")
     width = max(len(n) for n in WEIGHTS)
@@ -110,7 +109,7 @@ def run_download(argv=None):
     """`ppgan download`: returns the exit code."""
     args = download_parser().parse_args(argv)
     try:
-        from .apps.weights import WEIGHTS, get_spec, locate, resolve_weight
+        from .weights import WEIGHTS, get_spec, locate, resolve_weight
 
         if args.list:
             _list_weights()
@@ -158,23 +157,20 @@ def _fmt_bytes(n):
 
 
 def _ffmpeg_info():
-    """(path, first line of `ffmpeg -version`) or raise PPGANError."""
-    import subprocess
+    """(path, first line of `ffmpeg -version`, note or '') of the ffmpeg the video code uses, or raise
+    PPGANError."""
+    from .video import VideoError, ffmpeg_features
+    from .video.ffmpeg import FPS_MODE_SINCE
 
     try:
-        import imageio_ffmpeg
-
-        exe = imageio_ffmpeg.get_ffmpeg_exe()
-    except Exception as e:  # ImportError, or RuntimeError when no binary is found
-        raise PPGANError(f"ffmpeg not found ({one_line(e)}); pip install imageio-ffmpeg") from None
-    try:
-        proc = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise PPGANError(f"ffmpeg at {exe} does not run ({one_line(e)})") from None
-    if proc.returncode != 0:
-        raise PPGANError(f"ffmpeg at {exe} exited with code {proc.returncode}")
-    first = (proc.stdout.strip().splitlines() or ["unknown version"])[0]
-    return exe, first
+        feats = ffmpeg_features()
+    except VideoError as e:
+        raise PPGANError(f"ffmpeg not usable ({one_line(e)}); pip install 'imageio-ffmpeg>=0.6'") from None
+    note = ""
+    if "fps_mode" not in feats["options"]:
+        note = (f"older than {'.'.join(map(str, FPS_MODE_SINCE))}: using -vsync instead of -fps_mode "
+                f"(pip install 'imageio-ffmpeg>=0.6' for a newer one)")
+    return feats["exe"], feats["version_line"], note
 
 
 def doctor_parser():
@@ -193,8 +189,8 @@ def run_doctor(argv=None):
 
         import torch
 
-        from .apps.weights import WEIGHTS, locate
-        from .utils.download import cache_dir, disk_free, weights_dir
+        from .weights import WEIGHTS, cache_dir, locate, weights_dir
+        from .weights.download import disk_free
         from .utils.io import check_writable_dir
 
         problems = []
@@ -218,9 +214,11 @@ def run_doctor(argv=None):
             devices.append("mps")
         print(f"devices: {'; '.join(devices)}")
         try:
-            exe, version = _ffmpeg_info()
+            exe, version, note = _ffmpeg_info()
             print(f"ffmpeg:  {exe}")
             print(f"         {version}")
+            if note:
+                print(f"         {note}")
         except PPGANError as e:
             print(f"ffmpeg:  PROBLEM: {e}")
             problems.append(str(e))

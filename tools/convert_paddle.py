@@ -31,20 +31,23 @@ def main(argv=None):
 
     try:
         from ppgan.engine import checkpoint as ckpt
-        from ppgan.utils.paddle_compat import (convert_paddle_state_dict, guess_torch_state_dict, read_pdparams,
-                                               safe_pickle_load)
+        from ppgan.weights import convert_paddle_state_dict, guess_torch_state_dict, load
 
         if os.path.abspath(args.input) == os.path.abspath(args.output):
             raise PPGANError("output must differ from input")
-        data = safe_pickle_load(args.input) if os.path.isfile(args.input) else None
-        if data is None:
+        if not os.path.isfile(args.input):
             raise PPGANError(f"input not found: {args.input}")
+        weights = load(args.input)
+        if weights.format != "pdparams":
+            raise PPGANError(f"{args.input} is a {weights.format} file, not a PaddleGAN .pdparams")
+        flat = list(weights.states) == ["net"]
         if args.key is not None:
-            groups = {args.key: read_pdparams(data, key=args.key)}
-        elif any(isinstance(v, dict) for k, v in data.items() if not str(k).endswith("@@")):
-            groups = {k: read_pdparams(v) for k, v in data.items() if isinstance(v, dict) and not str(k).endswith("@@")}
+            if flat or args.key not in weights.states:
+                raise PPGANError(f"key '{args.key}' not in {args.input}; available: "
+                                 f"{', '.join(weights.states) if not flat else 'none (a flat state dict)'}")
+            groups = {args.key: weights.states[args.key]}
         else:
-            groups = {None: read_pdparams(data)}
+            groups = {None: weights.states["net"]} if flat else dict(weights.states)
         out = {}
         if args.config:
             from ppgan.models import build_model

@@ -1,8 +1,10 @@
 """Base classes of the one-shot applications (`ppgan/apps/*_predictor.py`).
 
 `BasePredictor` owns what every app shares: the device (CUDA when present, printed at start;
-`device='cuda'` without a GPU is an error, never a silent CPU fall-back), half precision on
-CUDA with an automatic fp32 retry of any tile whose output is not finite, and a tile size
+`device='cuda'` without a GPU is an error, never a silent CPU fall-back), half precision
+(fp16 by default on CUDA, bf16 on request also on CPU; nets that allow it run cast to that dtype,
+channels-last on CUDA, others under autocast) with an automatic fp32 retry of any tile whose
+output is not finite, and a tile size
 chosen from the device's memory (its total, not what happens to be free, so that a second run
 gives the same output; see `memory_budget`) that is halved and retried on out-of-memory.
 
@@ -11,16 +13,18 @@ gives the same output; see `memory_budget`) that is halved and retried on out-of
 depth; `run(input)` takes an image file, a folder (recursively, output tree mirrored), a glob
 or a video, and writes under `output`.
 """
+import copy
 import functools
 import math
 import os
 import sys
+import weakref
 
 import numpy as np
 import torch
 
 from ..utils.device import resolve_device
-from ..utils.errors import PPGANError
+from ..utils.errors import ConfigError, PPGANError
 from ..utils.tiling import tiled_forward
 
 OOM_ERRORS = (torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else (torch.cuda.OutOfMemoryError,)
@@ -56,45 +60,122 @@ def memory_budget(device):
     return min(max(total // 8, 1 << 30), 4 << 30)
 
 
-class _HalfWithFallback(torch.nn.Module):
-    """Runs the wrapped net under fp16 autocast; a window whose output is not finite (fp16
-    overflow: the 'black frames' of other tools) is computed again in fp32."""
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_PRECISION_ALIASES = {"float32": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16"}
 
-    def __init__(self, net, counter, device_type="cuda"):
+
+def half_mode(net):
+    """How `net` runs in half precision, and which module that applies to: ('direct', path) when
+    `net` or a module inside it (at `path`, '' for `net` itself) declares `half_mode = 'direct'`
+    (only ops that are safe and faster with the whole module cast to fp16/bf16), else
+    ('autocast', '')."""
+    for path, module in net.named_modules():
+        mode = getattr(module, "half_mode", None)
+        if mode is not None:
+            return mode, path
+    return "autocast", ""
+
+
+class _HalfWithFallback(torch.nn.Module):
+    """Runs the wrapped net in half precision (`dtype`); a window whose output is not finite (fp16
+    overflow: the 'black frames' of other tools) is computed again in fp32 by the untouched net.
+
+    mode 'autocast': the net under `torch.autocast(device_type, dtype)`. mode 'direct': a copy of
+    the module at `path` (see `half_mode`) cast to `dtype` (channels-last on CUDA) runs in its
+    place, on an input cast likewise; made once, when the wrapper is made, so the wrapper should be
+    reused (`BasePredictor.forward_image` keeps one per net)."""
+
+    def __init__(self, net, counter, device_type="cuda", dtype=torch.float16, mode="autocast", path=""):
         super().__init__()
         self.net = net
         self.counter = counter
-        self.device_type = device_type
+        self.device_type, self.dtype, self.mode, self.path = device_type, dtype, mode, path
+        self.memory_format = torch.channels_last if device_type == "cuda" else torch.contiguous_format
         for attr in ("size_multiple", "min_input_size", "fixed_input_size"):
             if hasattr(net, attr):
                 setattr(self, attr, getattr(net, attr))
+        if mode == "direct":
+            half = copy.deepcopy(net.get_submodule(path)).to(dtype)
+            self.half_net = half.to(memory_format=self.memory_format) if device_type == "cuda" else half
+        elif mode != "autocast":
+            raise ValueError(f"half mode must be 'direct' or 'autocast', got {mode!r}")
+
+    def _run_half(self, x):
+        if self.mode == "autocast":
+            with torch.autocast(self.device_type, dtype=self.dtype):
+                return self.net(x)
+        x = x.to(self.dtype, memory_format=self.memory_format) if x.ndim == 4 else x.to(self.dtype)
+        if not self.path:
+            return self.half_net(x)
+        parent_path, _, name = self.path.rpartition(".")
+        parent = self.net.get_submodule(parent_path)
+        full = getattr(parent, name)
+        setattr(parent, name, self.half_net)  # the wrapper around it keeps its own state
+        try:
+            return self.net(x)
+        finally:
+            setattr(parent, name, full)
 
     def forward(self, x):
-        with torch.autocast(self.device_type, dtype=torch.float16):
-            out = self.net(x)
+        out = self._run_half(x)
         if not torch.isfinite(out).all():
             self.counter["fp32_retries"] += 1
             out = self.net(x.float())
-        return out.float()
+        return out.to(torch.float32, memory_format=torch.contiguous_format)
 
 
 class BasePredictor:
     """Args:
         device (str): 'auto' (CUDA when present), 'cpu' or 'cuda' (an error without a GPU).
-        half (bool | None): fp16 inference; None = on CUDA only. True on CPU is an error.
+        half (bool | str | None): inference precision. None: fp16 on CUDA, fp32 on CPU; True: fp16
+            (CUDA only, an error on CPU); False: fp32; or 'fp32' | 'fp16' | 'bf16' ('bf16' also
+            runs on CPU). Nets that declare `half_mode = 'direct'` (RRDBNet, EDVRNet, ...) run as a
+            copy cast to that dtype, channels-last on CUDA; others under autocast. Windows whose
+            output is not finite are redone in fp32 either way.
         verbose (bool): print the device and retries on stderr.
+
+    Attributes:
+        precision (str): what the nets run in: 'fp32', 'fp16' or 'bf16' (part of a video job's
+            resume key); `compute_dtype` is the same as a torch dtype; `half` is precision != 'fp32'.
     """
 
     def __init__(self, device="auto", half=None, verbose=True):
         self.device = resolve_device(device)
-        if half and self.device.type != "cuda":
-            raise PPGANError("half precision needs a CUDA device; drop --half or use --device cuda")
-        self.half = self.device.type == "cuda" if half is None else bool(half)
+        self.precision = self._parse_precision(half)
+        self.compute_dtype = PRECISIONS[self.precision]
+        self.half = self.precision != "fp32"
         self.verbose = verbose
         self.stats = {"fp32_retries": 0, "oom_retries": 0}
+        self._half_nets = weakref.WeakKeyDictionary()  # net -> its _HalfWithFallback
         if verbose:
             name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
-            log(f"[ppgan] device: {self.device} ({name}), precision: {'fp16' if self.half else 'fp32'}")
+            log(f"[ppgan] device: {self.device} ({name}), precision: {self.precision}")
+
+    def _parse_precision(self, half):
+        cuda = self.device.type == "cuda"
+        if half is None:
+            return "fp16" if cuda else "fp32"
+        if isinstance(half, bool):
+            precision = "fp16" if half else "fp32"
+        else:
+            precision = _PRECISION_ALIASES.get(str(half).lower(), str(half).lower())
+            if precision not in PRECISIONS:
+                raise ConfigError(f"unknown precision {half!r}: use one of {', '.join(PRECISIONS)}")
+        if precision == "fp16" and not cuda:
+            raise PPGANError("half precision needs a CUDA device; drop --half or use --device cuda "
+                             "(bf16 runs on the CPU)")
+        if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+            raise PPGANError(f"{torch.cuda.get_device_name(self.device)} has no bf16 support: use fp16")
+        return precision
+
+    def half_net(self, net):
+        """`net` wrapped to run in this predictor's half precision (made once per net)."""
+        wrapped = self._half_nets.get(net)
+        if wrapped is None:
+            mode, path = half_mode(net)
+            wrapped = _HalfWithFallback(net, self.stats, self.device.type, self.compute_dtype, mode, path)
+            self._half_nets[net] = wrapped
+        return wrapped
 
     def _log(self, msg):
         if self.verbose:
@@ -118,7 +199,7 @@ class BasePredictor:
         pixels of context (see `ppgan.utils.tiling`); on out-of-memory the tile is halved and
         the image is done again (logged), down to 32 pixels; a net with `tileable = False`
         (image-global operations) is always run whole."""
-        run_net = _HalfWithFallback(net, self.stats) if self.half else net
+        run_net = self.half_net(net) if self.half else net
         h, w = x.shape[-2:]
         if not getattr(net, "tileable", True):
             tile = 0
@@ -134,7 +215,7 @@ class BasePredictor:
                     out = tiled_forward(run_net, x, scale=scale, tile=min(tile, max(h, w)), overlap=overlap,
                                         out_device="cpu", device=self.device)
                     if self.stats["fp32_retries"] > before:
-                        self._log(f"[ppgan] {self.stats['fp32_retries'] - before} tile(s) overflowed in fp16 "
+                        self._log(f"[ppgan] {self.stats['fp32_retries'] - before} tile(s) overflowed in {self.precision} "
                                   f"and were recomputed in fp32")
                     return out.float()
             except OOM_ERRORS:
@@ -217,19 +298,24 @@ class ImagePredictor(BasePredictor):
     name = "output"
     suffix = ""
     keep_gray = True
+    weight_files = ()  # set by load_model: the weight files read
 
     def __init__(self, output="output", device="auto", half=None, verbose=True):
         super().__init__(device=device, half=half, verbose=verbose)
         self.output = output
 
     def load_model(self, name, weight_path=None):
-        """Build the model `name` of `ppgan.apps.weights` with its weights (`weight_path` overrides
-        the table's sources) on this predictor's device; sets `spec`, `model_name` and `net`."""
-        from .weights import build_from_spec, get_spec
+        """Build the catalogue model `name` (`ppgan.weights.catalog`) with its weights, read by
+        `ppgan.weights.load` (`weight_path` overrides the catalogue's sources), on this predictor's
+        device; sets `spec`, `model_name`, `net` and `weight_files` (every file read, e.g. an ncnn
+        model's .param and .bin, for fingerprints)."""
+        from ..weights import get_spec
+        from .pretrained import build_pretrained
 
         self.spec = get_spec(name)
         self.model_name = self.spec.name
-        self.net = build_from_spec(self.spec, weight_path=weight_path, device=self.device)
+        self.net, weights = build_pretrained(self.spec, weight_path=weight_path, device=self.device)
+        self.weight_files = list(weights.files)
         return self.net
 
     def predict_rgb(self, rgb):
@@ -264,27 +350,59 @@ class ImagePredictor(BasePredictor):
         imwrite(out_path, self.predict(img))
         return out_path
 
+    # -- video ------------------------------------------------------------------------------
     def frame_stage(self):
-        """A `ppgan.utils.video.FrameStage` applying `predict` to every frame (RGB uint8)."""
-        from ..utils.video import FrameStage
+        """This predictor as a stage of `ppgan.video.process_video` (see `PredictorStage`)."""
+        from .predictor_stage import PredictorStage
 
-        pred = self
-
-        class _Stage(FrameStage):
-            def push(self, frames):
-                return [pred.predict(f) for f in frames]
-
-            def describe(self):
-                return pred.describe()
-
-        return _Stage()
-
-    def describe(self):
-        """What determines this predictor's output (used to invalidate resumable video parts)."""
-        return f"{type(self).__name__}"
+        return PredictorStage(self)
 
     def video_stages(self):
         return [self.frame_stage()]
+
+    def stage_params(self):
+        """The app's own settings that change its output (beyond model, weights, precision, tile and
+        overlap, which `PredictorStage.identity` adds): part of a video job's resume key."""
+        return {}
+
+    def predict_tensor(self, x):
+        """Optional batched path: [N, 3, H, W] float32 RGB in [0, 1] (on this predictor's device, or
+        the CPU) -> [N, 3, H', W'] float32 in [0, 1] on the CPU. Apps whose `predict_rgb` is one
+        forward pass implement it; `predict_batch` then runs video frames as one batch."""
+        raise NotImplementedError
+
+    def predict_batch(self, frames):
+        """HxWx3 uint8 RGB frames of one size -> the processed frames, as `predict` would return them.
+        With a `predict_tensor`, the frames go to the device as one uint8 batch (through a reused
+        pinned buffer on CUDA) and are converted there; otherwise they are predicted one by one."""
+        if not frames:
+            return []
+        batchable = type(self).predict_tensor is not ImagePredictor.predict_tensor
+        if not batchable or any(f.dtype != np.uint8 or f.ndim != 3 or f.shape != frames[0].shape or f.shape[2] != 3
+                                for f in frames):
+            return [self.predict(f) for f in frames]
+        x = self._frames_to_device(frames).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+        y = self.predict_tensor(x)
+        # as merge_image: clip, * 255 + 0.5, truncate (the same float32 operations, so the same bytes)
+        y = y.clamp_(0.0, 1.0).mul_(255.0).add_(0.5).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+        return list(y)
+
+    def _frames_to_device(self, frames):
+        """[N, H, W, 3] uint8 tensor of `frames` on the device; on CUDA copied from a pinned host
+        buffer (kept for the next batch of the same shape) without blocking the host."""
+        if self.device.type != "cuda":
+            return torch.from_numpy(np.stack(frames))
+        n, shape = len(frames), frames[0].shape
+        pinned = getattr(self, "_pinned", None)
+        if pinned is None or tuple(pinned[0].shape[1:]) != shape or pinned[0].shape[0] < n:
+            pinned = self._pinned = (torch.empty((n,) + shape, dtype=torch.uint8, pin_memory=True),
+                                     torch.cuda.Event())
+        buf, copied = pinned
+        copied.synchronize()  # the previous batch's copy out of this buffer has finished
+        np.stack(frames, out=buf[:n].numpy())
+        x = buf[:n].to(self.device, non_blocking=True)
+        copied.record()
+        return x
 
     def run(self, input, output_path=None, skip_existing=False, video_options=None, progress=True):
         """Process `input` (image, folder, glob or video). Returns the output path (one input)

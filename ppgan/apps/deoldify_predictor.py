@@ -24,6 +24,7 @@ import torch
 
 from ..utils.errors import PPGANError
 from .base_predictor import ImagePredictor, merge_image, split_image
+from .predictor_stage import PredictorStage
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -86,9 +87,8 @@ class DeOldifyPredictor(ImagePredictor):
         self.load_model(model or ("deoldify-artistic" if artistic else "deoldify-stable"), weight_path)
         self._log(f"[ppgan] DeOldify model: {self.model_name}, render size {self.render_factor * RENDER_BASE}")
 
-    def describe(self):
-        return (f"DeOldify({self.model_name}, render_factor={self.render_factor}, "
-                f"smoothing={self.temporal_smoothing})")
+    def stage_params(self):
+        return {"render_factor": self.render_factor, "temporal_smoothing": self.temporal_smoothing}
 
     def _colour(self, gray3):
         """HxWx3 gray float image -> the model's HxWx3 colour image (float, [0, 1])."""
@@ -122,29 +122,29 @@ class DeOldifyPredictor(ImagePredictor):
         return self.combine(y, uv)
 
     def frame_stage(self):
-        from ..utils.video import FrameStage
+        return DeOldifyStage(self)
 
-        pred, a = self, self.temporal_smoothing
 
-        class _Stage(FrameStage):
-            def __init__(self):
-                self.reset()
+class DeOldifyStage(PredictorStage):
+    """DeOldify on video: with `temporal_smoothing` a, each frame's chroma is a * the previous
+    frame's + (1 - a) * its own (the chain restarts at every chunk, so resumed runs match)."""
 
-            def reset(self):
-                self.prev = None
+    def __init__(self, predictor):
+        super().__init__(predictor)
+        self.prev = None  # the previous frame's chroma
 
-            def push(self, frames):
-                out = []
-                for f in frames:
-                    rgb, alpha, layout = split_image(f)
-                    uv, y = pred.chroma_and_luma(rgb)
-                    if a > 0 and self.prev is not None and self.prev.shape == uv.shape:
-                        uv = a * self.prev + (1 - a) * uv
-                    self.prev = uv
-                    out.append(merge_image(pred.combine(y, uv), alpha, layout, keep_gray=False))
-                return out
+    def reset(self, start_frame):
+        super().reset(start_frame)
+        self.prev = None
 
-            def describe(self):
-                return pred.describe()
-
-        return _Stage()
+    def push(self, frames):
+        pred, a = self.pred, self.pred.temporal_smoothing
+        out = []
+        for f in frames:
+            rgb, alpha, layout = split_image(f)
+            uv, y = pred.chroma_and_luma(rgb)
+            if a > 0 and self.prev is not None and self.prev.shape == uv.shape:
+                uv = a * self.prev + (1 - a) * uv
+            self.prev = uv
+            out.append(merge_image(pred.combine(y, uv), alpha, layout, keep_gray=False))
+        return out

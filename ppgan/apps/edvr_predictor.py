@@ -1,7 +1,7 @@
 """Video super-resolution apps: `EDVRPredictor` (sliding window of frames around each output
 frame) and `BasicVSRPredictor` (bidirectional recurrence over clips of `num_frames`).
 
-Both stream: frames come in from the video pipeline (`ppgan.utils.video.process_video`), are
+Both stream: frames come in from the video pipeline (`ppgan.video.process_video`), are
 held only as long as the temporal window needs them, and leave as soon as they are done. At
 the edges of a clip (the video's ends, and the pipeline's resumable chunks) the window is
 filled by repeating the edge frame, as EDVR does at a video's ends, so a resumed run gives
@@ -12,6 +12,7 @@ import torch
 
 from ..utils.errors import ConfigError
 from .base_predictor import ImagePredictor, merge_image, split_image
+from .predictor_stage import PredictorStage
 
 
 def _clip_tensor(frames):
@@ -61,8 +62,6 @@ class _VideoSRPredictor(ImagePredictor):
         out = out.clamp_(0, 1)
         return out.reshape(n, t, c, *out.shape[-2:]) if self.clip_net.video_out else out
 
-    def describe(self):
-        return f"{type(self).__name__}({self.model_name})"
 
 
 class EDVRPredictor(_VideoSRPredictor):
@@ -90,56 +89,11 @@ class EDVRPredictor(_VideoSRPredictor):
         """A single image: the window is the image repeated."""
         return self._net(_clip_tensor([rgb] * self.nframes))[0].permute(1, 2, 0).numpy()
 
+    def stage_params(self):
+        return {"nframes": self.nframes}
+
     def frame_stage(self):
-        from ..utils.video import FrameStage
-
-        pred, r = self, self.nframes // 2
-
-        class _Window(FrameStage):
-            """Emits frame i once frames i-r .. i+r are in (edge frames repeated at clip ends)."""
-
-            def __init__(self):
-                self.reset()
-
-            def reset(self):
-                self.buf, self.layouts, self.first, self.next = [], [], 0, 0  # buf[k] = frame first+k
-
-            def _emit(self, i):
-                last = self.first + len(self.buf) - 1  # frames past the newest are the newest repeated
-                idx = [min(max(j, 0), last) - self.first for j in range(i - r, i + r + 1)]
-                out = pred._net(_clip_tensor([self.buf[k] for k in idx]))[0].permute(1, 2, 0).numpy()
-                return merge_image(out, None, self.layouts[i - self.first])
-
-            def _drop_old(self):
-                keep_from = max(self.next - r, 0)
-                if keep_from > self.first:
-                    del self.buf[: keep_from - self.first], self.layouts[: keep_from - self.first]
-                    self.first = keep_from
-
-            def push(self, frames):
-                for f in frames:
-                    rgb, _, layout = split_image(f)
-                    self.buf.append(rgb)
-                    self.layouts.append(layout)
-                out, n = [], self.first + len(self.buf)
-                while self.next + r < n:
-                    out.append(self._emit(self.next))
-                    self.next += 1
-                    self._drop_old()
-                return out
-
-            def flush(self):
-                out, n = [], self.first + len(self.buf)
-                while self.next < n:
-                    out.append(self._emit(self.next))
-                    self.next += 1
-                self.reset()
-                return out
-
-            def describe(self):
-                return pred.describe()
-
-        return _Window()
+        return EDVRWindowStage(self)
 
 
 class BasicVSRPredictor(_VideoSRPredictor):
@@ -168,39 +122,84 @@ class BasicVSRPredictor(_VideoSRPredictor):
     def predict_rgb(self, rgb):
         return self._net(_clip_tensor([rgb]))[0, 0].permute(1, 2, 0).numpy()
 
-    def describe(self):
-        return f"BasicVSRPredictor({self.model_name}, num_frames={self.num_frames})"
+    def stage_params(self):
+        return {"num_frames": self.num_frames}
 
     def frame_stage(self):
-        from ..utils.video import FrameStage
+        return BasicVSRClipStage(self)
 
-        pred = self
 
-        class _Clips(FrameStage):
-            def __init__(self):
-                self.reset()
+class EDVRWindowStage(PredictorStage):
+    """EDVR on video: emits frame i once frames i-r .. i+r are in (r = nframes // 2), repeating the
+    edge frames at chunk ends; holds at most 2r + 1 frames."""
 
-            def reset(self):
-                self.buf = []
+    def __init__(self, predictor):
+        super().__init__(predictor)
+        self.r = predictor.nframes // 2
+        self.reset(0)
 
-            def _run(self):
-                rgbs, layouts = zip(*[(s[0], s[2]) for s in (split_image(f) for f in self.buf)])
-                out = pred._net(_clip_tensor(list(rgbs)))[0].permute(0, 2, 3, 1).numpy()
-                self.buf = []
-                return [merge_image(o, None, lay) for o, lay in zip(out, layouts)]
+    def reset(self, start_frame):
+        super().reset(start_frame)
+        # buf[k] is chunk frame first + k (kept as float RGB, with its layout); next: the next to emit
+        self.buf, self.layouts, self.first, self.next = [], [], 0, 0
 
-            def push(self, frames):
-                out = []
-                for f in frames:
-                    self.buf.append(f)
-                    if len(self.buf) == pred.num_frames:
-                        out += self._run()
-                return out
+    def _emit(self, i):
+        r, last = self.r, self.first + len(self.buf) - 1  # frames past the newest are the newest repeated
+        idx = [min(max(j, 0), last) - self.first for j in range(i - r, i + r + 1)]
+        out = self.pred._net(_clip_tensor([self.buf[k] for k in idx]))[0].permute(1, 2, 0).numpy()
+        return merge_image(out, None, self.layouts[i - self.first])
 
-            def flush(self):
-                return self._run() if self.buf else []
+    def _drop_old(self):
+        keep_from = max(self.next - self.r, 0)
+        if keep_from > self.first:
+            del self.buf[: keep_from - self.first], self.layouts[: keep_from - self.first]
+            self.first = keep_from
 
-            def describe(self):
-                return pred.describe()
+    def push(self, frames):
+        for f in frames:
+            rgb, _, layout = split_image(f)
+            self.buf.append(rgb)
+            self.layouts.append(layout)
+        out, n = [], self.first + len(self.buf)
+        while self.next + self.r < n:
+            out.append(self._emit(self.next))
+            self.next += 1
+            self._drop_old()
+        return out
 
-        return _Clips()
+    def flush(self):
+        out, n = [], self.first + len(self.buf)
+        while self.next < n:
+            out.append(self._emit(self.next))
+            self.next += 1
+        self.reset(self.start_frame)
+        return out
+
+
+class BasicVSRClipStage(PredictorStage):
+    """BasicVSR on video: frames are run in clips of `num_frames` (the last clip of a chunk shorter)."""
+
+    def __init__(self, predictor):
+        super().__init__(predictor)
+        self.buf = []
+
+    def reset(self, start_frame):
+        super().reset(start_frame)
+        self.buf = []
+
+    def _run(self):
+        rgbs, layouts = zip(*[(s[0], s[2]) for s in (split_image(f) for f in self.buf)])
+        out = self.pred._net(_clip_tensor(list(rgbs)))[0].permute(0, 2, 3, 1).numpy()
+        self.buf = []
+        return [merge_image(o, None, lay) for o, lay in zip(out, layouts)]
+
+    def push(self, frames):
+        out = []
+        for f in frames:
+            self.buf.append(f)
+            if len(self.buf) == self.pred.num_frames:
+                out += self._run()
+        return out
+
+    def flush(self):
+        return self._run() if self.buf else []

@@ -34,6 +34,3 @@ class EnhancePipeline(ImagePredictor):
 
     def video_stages(self):
         return [s for p in self.predictors for s in p.video_stages()]
-
-    def describe(self):
-        return " -> ".join(p.describe() for p in self.predictors)

@@ -4,11 +4,11 @@ import os
 
 import torch
 
-from ..engine import checkpoint as ckpt
 from ..models.generators import build_generator
 from ..utils.config import load_config
-from ..utils.errors import CheckpointError, PPGANError
+from ..utils.errors import PPGANError
 from ..utils.visual import save_grid
+from ..weights import load, load_into
 from .base_predictor import BasePredictor
 
 
@@ -25,7 +25,8 @@ class GANPredictor(BasePredictor):
         config (str | dict | None): the training config (path or dict). Optional when the
             weight file was written by ppgan (it stores the model config).
         weight_path (str): a `*_weight.pth` / `*_checkpoint.pth` of ours, or a PaddleGAN
-            `.pdparams` holding `netG` (then `config` is required).
+            `.pdparams` holding `netG` (then `config` is required); any file
+            `ppgan.weights.load` reads.
         device (str): 'auto', 'cpu' or 'cuda'.
     """
 
@@ -37,30 +38,15 @@ class GANPredictor(BasePredictor):
         if config is not None:
             cfg = load_config(config) if isinstance(config, str) else config
             model_cfg = cfg["model"] if "model" in cfg else cfg
-        if weight_path.endswith(".pdparams"):
+        weights = load(weight_path)
+        if model_cfg is None:
+            model_cfg = weights.config
             if model_cfg is None:
-                raise PPGANError("a .pdparams file carries no model config: pass --config too")
-            self.netG = build_generator(model_cfg["generator"])
-            from ..utils.paddle_compat import load_paddle_state_dict, safe_pickle_load
-
-            data = safe_pickle_load(weight_path)
-            load_paddle_state_dict(self.netG, data, key="netG" if "netG" in data else None)
-        else:
-            data = ckpt.load(weight_path)
-            if model_cfg is None:
-                meta = data.get(ckpt.META_KEY) or {}
-                model_cfg = meta.get("model") or (data.get("config") or {}).get("model")
-                if model_cfg is None:
-                    raise PPGANError(f"{weight_path} has no stored model config: pass --config")
-            states = ckpt.extract_net_states(data, weight_path)
-            if "netG" not in states:
-                raise CheckpointError(f"{weight_path} has no 'netG' weights (has: {', '.join(states)})")
-            self.netG = build_generator(model_cfg["generator"])
-            try:
-                self.netG.load_state_dict(states["netG"])
-            except RuntimeError as e:
-                raise CheckpointError(f"netG weights in {weight_path} do not fit the config's generator: "
-                                      f"{str(e).splitlines()[0]}") from None
+                what = "a .pdparams file" if weights.format == "pdparams" else weight_path
+                raise PPGANError(f"{what} carries no model config: pass --config too")
+        self.netG = build_generator(model_cfg["generator"])
+        load_into(self.netG, weights, name="netG")
+        self.weight_files = list(weights.files)
         self.model_cfg = model_cfg
         self.netG.to(self.device).eval()
         self.n_class = int(getattr(self.netG, "n_class", 0))

@@ -2,7 +2,7 @@
 
 - an image file -> `<output>/<app>/<stem><suffix><ext>` (or `output_path`);
 - a video file -> `<output>/<app>/<stem><suffix>.mp4` (mkv/mov/webm keep their container),
-  processed by the streaming pipeline (`ppgan.utils.video.process_video`);
+  processed by the streaming pipeline (`ppgan.video.process_video`);
 - a folder -> every image and video below it, recursively; the output tree mirrors the
   input tree under `<output>/<app>/`; `skip_existing` skips files whose output exists;
 - a glob (`photos/*.jpg`, `**/*.png`) -> the matching files, outputs flat in `<output>/<app>/`.
@@ -17,7 +17,7 @@ import os
 from ..utils.errors import USER_ERRORS, PPGANError, one_line
 from ..utils.image import IMAGE_EXTENSIONS, is_image_file
 from ..utils.io import check_writable_dir, same_file
-from ..utils.video import VIDEO_EXTS
+from ..video import VIDEO_EXTS
 
 VIDEO_EXTENSIONS = tuple(sorted(VIDEO_EXTS))
 KEEP_CONTAINERS = (".mp4", ".mkv", ".mov", ".webm", ".m4v")
@@ -92,7 +92,7 @@ def process_one(pred, src, dst, video_options, progress):
     """One input file -> dst; returns dst. The caller has checked that `dst` is not `src` and
     that its folder is writable."""
     if is_video_path(src):
-        from ..utils.video import process_video
+        from ..video import process_video
 
         process_video(src, dst, pred.video_stages(), progress=progress, **video_options)
         return dst

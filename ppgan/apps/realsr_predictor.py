@@ -56,9 +56,12 @@ class RealSRPredictor(ImagePredictor):
         self._log(f"[ppgan] RealSR model: {self.model_name} (x{self.scale})")
 
     def predict_rgb(self, rgb):
-        out = self.forward_image(self.net, to_tensor(rgb), tile=self.tile, overlap=self.tile_overlap,
-                                 scale=self.scale)
-        return to_numpy(out.clamp_(0, 1))
+        return to_numpy(self.predict_tensor(to_tensor(rgb)))
 
-    def describe(self):
-        return f"RealSR({self.model_name}, x{self.scale}, tile={self.tile}, overlap={self.tile_overlap})"
+    def predict_tensor(self, x):
+        """[N, 3, H, W] in [0, 1] -> [N, 3, sH, sW] in [0, 1] (CPU); video frames come here as a batch."""
+        out = self.forward_image(self.net, x, tile=self.tile, overlap=self.tile_overlap, scale=self.scale)
+        return out.clamp_(0, 1)
+
+    def stage_params(self):
+        return {"scale": self.scale}

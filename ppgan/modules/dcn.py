@@ -19,6 +19,14 @@ kernel taps at a time, accumulating `weight[:, :, taps] @ samples`: small maps t
 matmul, large ones never hold more than ~64 MiB of sampled columns (EDVR on full video frames).
 `impl='torchvision'` calls `torchvision.ops.deform_conv2d`; `impl='auto'` uses it when torchvision
 imports and the pure path otherwise.
+
+Half precision (under `torch.autocast`, or with fp16/bf16 inputs and weights): the sampling
+coordinates and the bilinear sampling stay in float32 (in fp16 the pixel grid is 0.25 px apart
+between 256 and 512, in bf16 2 px), the sampled columns are written once in the compute dtype and
+the weight @ columns matmul runs in it; the output is in the compute dtype. torchvision's kernel
+computes coordinates in its input dtype, so under half precision it is run in float32 and its
+output cast (what torchvision's own autocast rule does). Autocast's own casts are not relied on:
+it would compute the coordinates from half-precision offsets in half precision.
 """
 import math
 
@@ -26,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
+
+from .precision import compute_dtype, coordinate_dtype
 
 try:  # optional fast path; remember why it is missing instead of failing later with a NameError
     from torchvision.ops import deform_conv2d as _tv_deform_conv2d
@@ -83,42 +93,64 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
     if mask is not None and tuple(mask.shape) != (n, dg * taps, ho, wo):
         raise ValueError(f"mask must be {(n, dg * taps, ho, wo)}, got {tuple(mask.shape)}")
 
-    if impl == "torchvision" or (impl == "auto" and TORCHVISION_AVAILABLE):
-        return _tv_deform_conv2d(input, offset, weight, bias, stride=stride, padding=padding,
-                                 dilation=dilation, mask=mask)
-    return _deform_conv2d_torch(input, offset, weight, bias, stride, padding, dilation, mask, dg, (ho, wo))
+    cdt = compute_dtype(input)
+    use_tv = impl == "torchvision" or (impl == "auto" and TORCHVISION_AVAILABLE)
+    if cdt in (torch.float32, torch.float64) and not torch.is_autocast_enabled(input.device.type):
+        if use_tv:
+            return _tv_deform_conv2d(input, offset, weight, bias, stride=stride, padding=padding,
+                                     dilation=dilation, mask=mask)
+        return _deform_conv2d_torch(input, offset, weight, bias, stride, padding, dilation, mask, dg,
+                                    (ho, wo), cdt)
+    # Half precision (autocast, or a net cast to fp16/bf16): dtypes chosen here, not by autocast,
+    # whose casts would otherwise leave the sampling coordinates in half precision.
+    with torch.autocast(input.device.type, enabled=False):
+        if use_tv:
+            # torchvision's kernel computes the sampling coordinates in its input dtype (0.25 px
+            # apart at 256..512 in fp16; no bf16 kernel): run it in fp32, as its own autocast rule
+            # does, and hand back the compute dtype.
+            f32 = [None if t is None else t.float() for t in (input, offset, weight, bias, mask)]
+            return _tv_deform_conv2d(f32[0], f32[1], f32[2], f32[3], stride=stride, padding=padding,
+                                     dilation=dilation, mask=f32[4]).to(cdt)
+        return _deform_conv2d_torch(input, offset, weight, bias, stride, padding, dilation, mask, dg,
+                                    (ho, wo), cdt)
 
 
-def _deform_conv2d_torch(x, offset, weight, bias, stride, padding, dilation, mask, dg, out_size):
+def _deform_conv2d_torch(x, offset, weight, bias, stride, padding, dilation, mask, dg, out_size, cdt):
+    """The pure path. Sampling coordinates, bilinear sampling and the mask product are in
+    `coordinate_dtype(cdt)` (float32 for half precision: `grid_sample` computes its source index in
+    the grid's dtype, and grid and input must share it); the sampled columns are written once in the
+    compute dtype `cdt`, and the big weight @ columns matmul runs in `cdt`. Returns [N, O, Ho, Wo] in
+    `cdt`. Called with autocast off."""
     n, c, h, w = x.shape
     out_c, c_per_group, kh, kw = weight.shape
     groups = c // c_per_group
     ho, wo = out_size
     taps, cg = kh * kw, c // dg
+    sdt = coordinate_dtype(cdt)  # sampling dtype
 
     # One zero row/column around the image: `grid_sample(align_corners=True)` then maps padded
     # pixel p to 2p / (size + 1) - 1 for any H, W >= 1, and points in (-1, 0) or (H - 1, H) blend
     # with zeros exactly as the DCN rule says. Beyond that, zeros padding gives 0.
-    xp = F.pad(x, (1, 1, 1, 1)).reshape(n * dg, cg, h + 2, w + 2)
+    xp = F.pad(x.to(sdt), (1, 1, 1, 1)).reshape(n * dg, cg, h + 2, w + 2)
 
     # Sampling positions, in padded pixel coordinates:
     # [1, 1, K, Ho, 1] + [N, dg, K, Ho, Wo]  (y);  [1, 1, K, 1, Wo] + [N, dg, K, Ho, Wo]  (x)
-    f = dict(device=x.device, dtype=offset.dtype)
+    f = dict(device=x.device, dtype=sdt)
     ky = (torch.arange(kh, **f) * dilation[0]).repeat_interleave(kw)        # [K]
     kx = (torch.arange(kw, **f) * dilation[1]).repeat(kh)                   # [K]
     oy = torch.arange(ho, **f) * stride[0] - padding[0] + 1                 # [Ho]  (+1: pad)
     ox = torch.arange(wo, **f) * stride[1] - padding[1] + 1                 # [Wo]
-    off = offset.reshape(n, dg, taps, 2, ho, wo)
+    off = offset.to(sdt).reshape(n, dg, taps, 2, ho, wo)
     py = (ky[:, None, None] + oy[None, :, None]) + off[:, :, :, 0]          # [N, dg, K, Ho, Wo]
     px = (kx[:, None, None] + ox[None, None, :]) + off[:, :, :, 1]
     grid = torch.stack((px * (2.0 / (w + 1)) - 1.0, py * (2.0 / (h + 1)) - 1.0), dim=-1)
-    grid = grid.reshape(n * dg, taps, ho, wo, 2).to(x.dtype)
+    grid = grid.reshape(n * dg, taps, ho, wo, 2)
     if mask is not None:
-        mask = mask.reshape(n, dg, 1, taps, ho * wo).to(x.dtype)
+        mask = mask.to(sdt).reshape(n, dg, 1, taps, ho * wo)
 
     # out[n, o] = sum_k weight[o, :, k] @ (mask_k * sample_k), a few taps per matmul: as many as
     # keep the sampled columns under _COLUMN_BUDGET elements (all nine for small maps).
-    w_taps = weight.reshape(groups, out_c // groups, c_per_group, taps)     # [G, O/G, C/G, K]
+    w_taps = weight.to(cdt).reshape(groups, out_c // groups, c_per_group, taps)   # [G, O/G, C/G, K]
     chunk = max(1, min(taps, _COLUMN_BUDGET // max(1, n * c * ho * wo)))
     out = None
     for k0 in range(0, taps, chunk):
@@ -127,14 +159,20 @@ def _deform_conv2d_torch(x, offset, weight, bias, stride, padding, dilation, mas
         s = F.grid_sample(xp, g, mode="bilinear", padding_mode="zeros", align_corners=True)
         s = s.reshape(n, dg, cg, kc, ho * wo)                                 # [N, dg, C/dg, kc, L]
         if mask is not None:
-            s = s * mask[:, :, :, k0:k0 + kc]
+            m = mask[:, :, :, k0:k0 + kc]
+            if cdt == sdt or torch.is_grad_enabled():  # (out= does not differentiate)
+                s = (s * m).to(cdt)
+            else:  # product in the sampling dtype, written once in cdt
+                s = torch.mul(s, m, out=torch.empty(s.shape, dtype=cdt, device=s.device))
+        else:
+            s = s.to(cdt)
         s = s.reshape(n, groups, c_per_group * kc, ho * wo)                   # [N, G, C/G * kc, L]
         wk = w_taps[..., k0:k0 + kc].reshape(groups, out_c // groups, c_per_group * kc)
         y = torch.matmul(wk, s)                                               # [N, G, O/G, L]
-        out = y if out is None else out + y
+        out = y if out is None else out.add_(y)
     out = out.reshape(n, out_c, ho, wo)
     if bias is not None:
-        out = out + bias.reshape(1, -1, 1, 1)
+        out = out + bias.to(cdt).reshape(1, -1, 1, 1)
     return out
 
 

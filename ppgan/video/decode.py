@@ -53,7 +53,10 @@ def iter_frames(path, info=None, start_frame=0, cfr=True, on_decoded=None):
         filters.append(f"fps=fps={rate_str(info.fps)}")
     if start_frame:
         filters.append(f"trim=start_frame={int(start_frame)}")
-    filters.append("format=rgb24")
+    # Frame k gets timestamp k in units of 1/fps: raw output needs no timing, and ffmpeg 4.x's muxer
+    # complains about repeated timestamps when a millisecond time base (Matroska) is rescaled.
+    fps = info.fps
+    filters += [f"settb={fps.denominator}/{fps.numerator}", "setpts=N", "format=rgb24"]
     args = ffmpeg_args("-v", "error", "-i", ff_path(path), "-map", f"0:{info.index}", "-an", "-sn", "-dn",
                        "-vf", ",".join(filters), "-sws_flags", SWS_FLAGS, *fps_mode_args("passthrough"),
                        "-f", "rawvideo", "-pix_fmt", "rgb24", "-")

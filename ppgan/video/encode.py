@@ -31,7 +31,8 @@ from fractions import Fraction
 import numpy as np
 
 from ..utils.io import temp_beside
-from .ffmpeg import END, SWS_FLAGS, VideoError, drain, ff_path, ffmpeg_args, ffmpeg_exe, kill, queue_size, run, stderr_summary
+from .ffmpeg import (END, SWS_FLAGS, VideoError, drain, ff_path, ffmpeg_args, ffmpeg_exe, kill, queue_size, run,
+                     stderr_summary)
 from .probe import UNKNOWN, as_fraction, probe_streams, rate_str
 
 log = logging.getLogger("ppgan.video")
@@ -131,12 +132,12 @@ def _setparams_names(exe):
     text = out.decode("utf-8", "replace") + err
     names, current = {}, None
     for line in text.splitlines():
-        m = re.match(r"^   (\w+)\s+<int>", line)
+        m = re.match(r"^ {2,3}(\w+)\s+<int>", line)  # an option (2 spaces before ffmpeg 5, 3 since)
         if m:
             current = m.group(1)
             names[current] = set()
             continue
-        m = re.match(r"^     ([\w.-]+)\s+-?\d+", line)
+        m = re.match(r"^ {4,5}([\w.-]+)\s+(-?\d+\s+)?\.\.", line)  # a named value (its number since 5)
         if m and current:
             names[current].add(m.group(1))
     return names
@@ -218,9 +219,9 @@ class VideoWriter:
             self._tmp = temp_beside(self.path, ext)
         except OSError as e:
             raise VideoError(f"cannot write to {folder}: {e.strerror or e}") from None
-        args = ffmpeg_args("-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
-                           "-r", rate_str(self.fps), "-i", "-")
-        stream_args = []
+        args = ffmpeg_args("-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                           "-s", f"{self.width}x{self.height}", "-r", rate_str(self.fps), "-i", "-")
+        kept = []
         if audio_from is not None:
             try:
                 streams = probe_streams(audio_from)
@@ -228,9 +229,9 @@ class VideoWriter:
                 self._remove_tmp()
                 raise
             args += ["-i", ff_path(audio_from)]
-            stream_args = stream_args(streams, 1, self.path, source=os.fspath(audio_from))
+            kept = stream_args(streams, 1, self.path, source=os.fspath(audio_from))
         color_args, scale = _color_args(color)
-        args += ["-map", "0:v:0"] + stream_args + ["-c:v", codec]
+        args += ["-map", "0:v:0"] + kept + ["-c:v", codec]
         if crf is not None and codec in CRF_CODECS:
             args += ["-crf", str(crf)] + (["-b:v", "0"] if codec == "libvpx-vp9" else [])
         args += ["-pix_fmt", pix_fmt, "-sws_flags", SWS_FLAGS] + color_args

@@ -3,7 +3,7 @@
 * `ffmpeg_exe()`: the binary: `$IMAGEIO_FFMPEG_EXE` when set (a path, or a name on `PATH`),
   else the one bundled with `imageio-ffmpeg`. Looked up again when the variable changes.
 * `ffmpeg_version()` / `ffmpeg_features()`: read once per binary (`ffmpeg -version`, `ffmpeg -h
-  long`) and cached. Options that appeared in later releases are chosen from them: see
+  long`) and cached per binary. Options that appeared in later releases are chosen from them: see
   `fps_mode_args` (`-fps_mode` is ffmpeg >= 5.1; older builds, such as the 4.2.2 bundled by
   imageio-ffmpeg 0.4.9-0.5.1, only know `-vsync`).
 * `run(args, what)`: one ffmpeg call with an argument list (never a shell string); a failure
@@ -35,8 +35,10 @@ class VideoError(PPGANError):
 
 # ---- the binary ------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=8)
-def _find_exe(env_value):
+def ffmpeg_exe():
+    """Path of the ffmpeg binary: `$IMAGEIO_FFMPEG_EXE` (a path, or a name on PATH), else the one
+    bundled with imageio-ffmpeg (which caches its own lookup)."""
+    env_value = os.environ.get(ENV_EXE, "")
     if env_value:
         path = env_value if os.sep in env_value else (shutil.which(env_value) or env_value)
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
@@ -51,11 +53,6 @@ def _find_exe(env_value):
         return imageio_ffmpeg.get_ffmpeg_exe()
     except RuntimeError as e:
         raise VideoError(f"no ffmpeg binary found: {e}") from None
-
-
-def ffmpeg_exe():
-    """Path of the ffmpeg binary: `$IMAGEIO_FFMPEG_EXE`, else imageio-ffmpeg's bundled one."""
-    return _find_exe(os.environ.get(ENV_EXE, ""))
 
 
 @functools.lru_cache(maxsize=8)

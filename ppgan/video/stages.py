@@ -1,7 +1,7 @@
 """Stages: the per-frame work of `process_video`, between the decoder and the encoder.
 
 A stage is a `FrameStage` (or any object with `reset`, `push`, `flush`, `identity`) or a plain
-function `f(list of frames) -> list of frames` (HxWx3 uint8 RGB). `_Chain` runs a list of them,
+function `f(list of frames) -> list of frames` (HxWx3 uint8 RGB). `StageChain` runs a list of them,
 each stage's output feeding the next, and checks that over a chunk every stage returns exactly one
 frame per input frame.
 """
@@ -104,7 +104,7 @@ def stage_label(stage, i):
     return str(label)[:24] or f"stage {i + 1}"
 
 
-class _Chain:
+class StageChain:
     """Runs frames through the stages, counting per stage to enforce count in == count out."""
 
     def __init__(self, stages):

@@ -12,8 +12,8 @@ import torch
 
 from ppgan.apps import BasicVSRPredictor, DeOldifyPredictor, EDVRPredictor, RealSRPredictor
 from ppgan.apps.weights import WeightSpec
-from ppgan.utils.testvideo import decode_audio, find_clicks, make_test_video, read_barcode
-from ppgan.utils.video import iter_frames, probe_video
+from ppgan.video.synthetic import decode_audio, find_clicks, make_test_video, read_barcode
+from ppgan.video import iter_frames, probe_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENHANCE_CLI = os.path.join(ROOT, "applications", "tools", "video-enhance.py")
@@ -203,3 +203,62 @@ def test_video_sr_predictors_on_images_tiled_with_alpha_and_gray(tmp_path):
     bv = BasicVSRPredictor(model=spec, weight_path=w, device="cpu", verbose=False)
     deep = bv.predict(img.astype(np.uint16) * 257)
     assert deep.shape == (128, 192, 3) and deep.dtype == np.uint16
+
+
+def test_killed_video_job_starts_over_with_other_weights_or_precision(tmp_path, clip, sr2, caplog):
+    """The resume key holds each stage's weight sha256 and precision: a killed job continues with
+    the same predictor, and starts over (saying why) with another weight file or precision."""
+    from ppgan.video import process_video
+    from ppgan.weights import file_sha256
+
+    src, info = clip  # 30 frames; chunks of 6
+    out = str(tmp_path / "r.mkv")
+
+    def crash_after(n):
+        seen = []
+
+        def stage(frames):
+            seen.extend(frames)
+            if len(seen) > n:
+                raise RuntimeError("simulated crash")
+            return frames
+
+        stage.identity = "pass-through"
+        return stage
+
+    def passthrough(frames):
+        return frames
+
+    passthrough.identity = "pass-through"
+
+    def job(pred, last):
+        return process_video(src, out, pred.video_stages() + [last], chunk_seconds=0.25, progress=False)
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        job(sr2, crash_after(14))  # chunks 0 and 1 finished
+    assert job(sr2, passthrough)["resumed_chunks"] == 2  # same predictor: continues
+
+    net = getattr(sr2.net, "net", sr2.net)  # the SRVGGNetCompact inside the RescaledSR wrapper
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    last_bias = [k for k in state if k.endswith("bias")][-1]
+    state[last_bias] += 0.01
+    other_weights = str(tmp_path / "other.pth")
+    torch.save(state, other_weights)
+    other = RealSRPredictor(model="realesr-animevideov3-x2", weight_path=other_weights, device="cpu", tile=0,
+                            verbose=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        job(sr2, crash_after(14))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ppgan.video"):
+        assert job(other, passthrough)["resumed_chunks"] == 0
+    old, new = file_sha256(sr2.weight_files[0])[:8], file_sha256(other_weights)[:8]
+    assert f"RealSRPredictor: weights changed (sha256 {old}… -> {new}…): starting over" in caplog.text
+
+    bf16 = RealSRPredictor(model="realesr-animevideov3-x2", device="cpu", tile=0, verbose=False, half="bf16")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        job(sr2, crash_after(14))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ppgan.video"):
+        assert job(bf16, passthrough)["resumed_chunks"] == 0
+    assert "RealSRPredictor: precision changed (float32 -> bfloat16): starting over" in caplog.text
+    assert probe_video(out).n_frames == info["n_frames"]

@@ -6,109 +6,22 @@ Convolutional Neural Networks", CVPR 2016 (Gram-matrix style loss).
 Reference: PaddleGAN `ppgan/models/criterions/perceptual_loss.py` (from mmediting) and BasicSR
 `basicsr/losses/basic_loss.py` (`criterion` 'l1' | 'l2' | 'fro').
 
-The VGG weights are never downloaded here. They are read, at construction, from a local file:
-PaddleGAN's `vgg19.pdparams` or torchvision's `vgg19-dcbb9e9d.pth` (see `resolve_vgg_weights`).
+The VGG weights are catalogue entries of `ppgan.weights` ('vgg19': PaddleGAN's `vgg19.pdparams`;
+'vgg19-torchvision': torchvision's `vgg19-dcbb9e9d.pth`), found under `$PPGAN_HOME/weights`
+by `ppgan.weights.resolve_vgg` and read by `ppgan.weights.load`; nothing is downloaded here
+(`ppgan download vgg19` fills the cache). This module opens no file itself.
 """
-import os
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...modules.vgg import VGGFeatures, vgg_layer_count
-from ...utils.errors import CheckpointError
+from ...weights import load_into, resolve_vgg
 from .builder import CRITERIONS
 
 PADDLEGAN_VGG_URL = "https://paddlegan.bj.bcebos.com/models/{}.pdparams"  # PaddleGAN's default `pretrained`
-TORCHVISION_VGG_FILES = {"vgg11": "vgg11-8a719046.pth", "vgg13": "vgg13-19584684.pth",
-                         "vgg16": "vgg16-397923af.pth", "vgg19": "vgg19-dcbb9e9d.pth"}
-TORCHVISION_VGG_URL = "https://download.pytorch.org/models/{}"
-WEIGHTS_HOME = os.path.join("~", ".cache", "ppgan")  # where PaddleGAN's downloader puts weights
 NO_WEIGHTS = "deterministic"  # weight_path value for untrained, seeded VGG weights (tests)
 CRITERIA = ("l1", "l2", "fro")
-
-
-def _torch_hub_checkpoints():
-    return os.path.join(torch.hub.get_dir(), "checkpoints")
-
-
-def resolve_vgg_weights(vgg_type, pretrained, weight_path=None):
-    """The local file holding the VGG weights, or None for untrained (seeded) weights.
-
-    Args:
-        vgg_type (str): e.g. 'vgg19'.
-        pretrained (str | bool | None): PaddleGAN's argument: a URL (looked up, by file name, in
-            `~/.cache/ppgan/`, where PaddleGAN's downloader stores it, then torchvision's file
-            in the torch hub cache), a local path, or False / None for no pretrained weights.
-        weight_path (str | None): a local path that overrides `pretrained`; 'deterministic'
-            means no pretrained weights.
-    Raises:
-        CheckpointError: no file where expected; the one-line message names the paths and URLs.
-    """
-    if weight_path is not None:
-        if weight_path == NO_WEIGHTS:
-            return None
-        path = os.path.expanduser(str(weight_path))
-        if not os.path.isfile(path):
-            raise CheckpointError(f"PerceptualLoss weight_path: no file at {path}")
-        return path
-    if pretrained in (None, False, "", "none", "None") or pretrained == NO_WEIGHTS:
-        return None
-    if pretrained is True:
-        pretrained = PADDLEGAN_VGG_URL.format(vgg_type)
-    pretrained = str(pretrained)
-    if "://" not in pretrained:
-        path = os.path.expanduser(pretrained)
-        if not os.path.isfile(path):
-            raise CheckpointError(f"PerceptualLoss pretrained: no {vgg_type} weight file at {path}")
-        return path
-    paddle_file = os.path.join(os.path.expanduser(WEIGHTS_HOME), os.path.basename(pretrained))
-    candidates = [paddle_file]
-    tv_name = TORCHVISION_VGG_FILES.get(vgg_type)
-    if tv_name:
-        candidates.append(os.path.join(_torch_hub_checkpoints(), tv_name))
-    for path in candidates:
-        if os.path.isfile(path):
-            return path
-    tv = (f" or torchvision's {TORCHVISION_VGG_URL.format(tv_name)} to {candidates[1]}" if tv_name else "")
-    raise CheckpointError(
-        f"PerceptualLoss needs pretrained {vgg_type} weights and no file is at {paddle_file}: "
-        f"download {pretrained} there{tv} (ppgan downloads nothing), or set the criterion's "
-        f"weight_path to a local copy")
-
-
-def load_vgg_state(vgg, path):
-    """Load `features.*` tensors from a torchvision `.pth` or PaddleGAN `.pdparams` file into the
-    `VGGFeatures` `vgg`; entries for layers it does not build (and `classifier.*`) are skipped."""
-    from ...utils.paddle_compat import convert_paddle_state_dict, read_pdparams
-
-    wanted = set(vgg.state_dict())
-
-    def keep(name):
-        return name in wanted
-
-    if path.endswith(".pdparams"):
-        pd_state = {k: v for k, v in read_pdparams(path).items() if keep(k)}
-        state, _ = convert_paddle_state_dict(vgg, pd_state, strict=True)
-    else:
-        try:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # pickle errors, truncated zip, unsafe globals...
-            raise CheckpointError(f"cannot read VGG weights {path}: {e}") from None
-        if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
-            raw = raw["state_dict"]
-        if not isinstance(raw, dict):
-            raise CheckpointError(f"{path}: expected a state dict, got {type(raw).__name__}")
-        state = {k: v for k, v in raw.items() if keep(k)}
-    missing = sorted(wanted - set(state))
-    if missing:
-        raise CheckpointError(f"{path} is not a {vgg.vgg_type} state dict: missing {', '.join(missing[:4])}"
-                              + (" ..." if len(missing) > 4 else ""))
-    for k, v in state.items():
-        ref = vgg.state_dict()[k]
-        if tuple(v.shape) != tuple(ref.shape):
-            raise CheckpointError(f"{path}: {k} has shape {list(v.shape)}, {vgg.vgg_type} needs {list(ref.shape)}")
-    vgg.load_state_dict(state, strict=True)
 
 
 class PerceptualVGG(nn.Module):
@@ -118,8 +31,10 @@ class PerceptualVGG(nn.Module):
         layer_name_list (list[str]): indices into `features`, e.g. ['34'] (conv5_4, pre-ReLU).
         vgg_type (str): 'vgg19' (default), 'vgg16', 'vgg13' or 'vgg11'.
         use_input_norm (bool): normalise [0, 1] input with the ImageNet mean / std (default True).
-        weights (str | None): a file from `resolve_vgg_weights`, or None for untrained weights
-            drawn from a fixed seed (the global RNG is left untouched either way).
+        weights (str | dict | Weights | None): a VGG weight file (from `ppgan.weights.resolve_vgg`),
+            a state dict, or what `ppgan.weights.load` returned; None for untrained weights drawn
+            from a fixed seed (the global RNG is left untouched either way). Entries for layers
+            not built (and `classifier.*`) are skipped; every built layer must be filled.
     """
 
     def __init__(self, layer_name_list, vgg_type="vgg19", use_input_norm=True, weights=None):
@@ -138,7 +53,7 @@ class PerceptualVGG(nn.Module):
             # only the layers that are read: no unused parameters
             self.vgg_layers = VGGFeatures(vgg_type, num_layers=max(indices) + 1)
         if weights is not None:
-            load_vgg_state(self.vgg_layers, weights)
+            load_into(self.vgg_layers, weights, subset=True)
         self.vgg_layers.eval()
         self.vgg_layers.requires_grad_(False)
         # ImageNet statistics for [0, 1] RGB input
@@ -177,7 +92,8 @@ class PerceptualLoss(nn.Module):
         norm_img (bool): inputs are in [-1, 1] and are mapped to [0, 1] first (default True;
             the ESRGAN configs set False for [0, 1] images).
         pretrained (str | bool | None): PaddleGAN's weight URL (default), a local path, or
-            False for untrained seeded weights (tests only). See `resolve_vgg_weights`.
+            a catalogue name ('vgg19', 'vgg19-torchvision'), or False for untrained seeded
+            weights (tests only). See `ppgan.weights.resolve_vgg`.
         criterion (str): distance between features: 'l1' (default, PaddleGAN), 'l2' (MSE) or
             'fro' (Frobenius norm of the difference, BasicSR).
         weight_path (str | None): local VGG weight file overriding `pretrained`
@@ -202,7 +118,7 @@ class PerceptualLoss(nn.Module):
         self.criterion = criterion
         self.vgg = None
         if self.perceptual_weight > 0 or self.style_weight > 0:
-            weights = resolve_vgg_weights(vgg_type, pretrained, weight_path)
+            weights = resolve_vgg(vgg_type, pretrained, weight_path)
             self.vgg = PerceptualVGG(list(self.layer_weights), vgg_type, use_input_norm, weights)
 
     def _distance(self, a, b):

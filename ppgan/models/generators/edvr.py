@@ -262,6 +262,11 @@ class EDVRNet(nn.Module):
         dcn_impl (str): deformable conv implementation, 'auto' | 'torch' | 'torchvision'.
     """
 
+    # Half-precision inference casts the whole net (ppgan.apps.base_predictor): convs, LeakyReLU,
+    # sigmoid, pooling and bilinear upsampling are fine in fp16/bf16, and the deformable convs keep
+    # their sampling coordinates in float32 themselves (ppgan.modules.dcn).
+    half_mode = "direct"
+
     def __init__(self, in_nf=3, out_nf=3, scale_factor=4, nf=64, nframes=5, groups=8, front_RBs=5,
                  back_RBs=10, center=None, predeblur=False, HR_in=False, w_TSA=True, dcn_impl="auto"):
         super().__init__()

@@ -37,6 +37,10 @@ class SRVGGNetCompact(nn.Module):
 
     ACT_TYPES = ("relu", "prelu", "leakyrelu")
 
+    # half precision casts the whole net to fp16/bf16 (ppgan.apps.base_predictor): plain convs,
+    # PReLU, pixel shuffle and nearest upsampling, nothing that needs fp32
+    half_mode = "direct"
+
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4, act_type="prelu"):
         super().__init__()
         if isinstance(upscale, bool) or not isinstance(upscale, int) or upscale < 1:

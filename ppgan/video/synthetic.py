@@ -1,4 +1,5 @@
-"""Synthetic test videos made from real scikit-image photos, with marks that tests can read back.
+"""Synthetic test videos made from real scikit-image photos, with marks that tests can read back
+(the video tests, `tools/benchmark_video.py`, the demo).
 
 Each frame is a crop window panning and zooming over a photo (`skimage.data.astronaut()` by
 default), rendered with cv2, so codecs see real texture and motion. Two marks make timing checkable:
@@ -22,7 +23,8 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from .video import SWS_FLAGS, VideoError, _as_fraction, _run, _stderr_summary, ffmpeg_exe
+from .ffmpeg import SWS_FLAGS, VideoError, ffmpeg_args, fps_mode_args, run, stderr_summary
+from .probe import as_fraction
 
 BARCODE_BITS = 12
 SAMPLE_RATE = 48000
@@ -86,7 +88,7 @@ def read_barcode(frame):
 def frame_times(n_frames, fps, vfr=False):
     """Presentation time (s, Fraction) of each frame. VFR: the first half runs at `fps`, the second
     half shows each frame twice as long (fps / 2)."""
-    fps = _as_fraction(fps)
+    fps = as_fraction(fps)
     half = n_frames // 2
     times = []
     for i in range(n_frames):
@@ -159,7 +161,7 @@ def make_test_video(path, seconds=2.0, fps=Fraction(24000, 1001), size=(96, 64),
         dict: n_frames, fps, duration (s), times (presentation time per frame, Fraction),
         click_frames (frame indices with a click), click_times (s), path.
     """
-    fps = _as_fraction(fps)
+    fps = as_fraction(fps)
     w, h = int(size[0]), int(size[1])
     n_audio = int(audio)
     if vfr:
@@ -177,9 +179,8 @@ def make_test_video(path, seconds=2.0, fps=Fraction(24000, 1001), size=(96, 64),
     mp4_like = ext in (".mp4", ".m4v", ".mov")
 
     with tempfile.TemporaryDirectory(prefix="ppgan-testvideo-") as tmp, tempfile.TemporaryFile() as err:
-        args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "error",
-                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{fps.numerator}/{fps.denominator}",
-                "-i", "-"]
+        args = ffmpeg_args("-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
+                           "-r", f"{fps.numerator}/{fps.denominator}", "-i", "-")
         maps = ["-map", "0:v:0"]
         for k in range(n_audio):
             wav = os.path.join(tmp, f"a{k}.wav")
@@ -203,7 +204,7 @@ def make_test_video(path, seconds=2.0, fps=Fraction(24000, 1001), size=(96, 64),
         if vf:
             args += ["-vf", ",".join(vf)]
         if vfr:
-            args += ["-fps_mode", "passthrough"]
+            args += fps_mode_args("passthrough")
         args += ["-c:v", codec, "-pix_fmt", pix_fmt, "-sws_flags", SWS_FLAGS]
         if codec in ("libx264", "libx265"):
             args += ["-crf", str(crf), "-preset", "veryfast"]
@@ -229,10 +230,10 @@ def make_test_video(path, seconds=2.0, fps=Fraction(24000, 1001), size=(96, 64),
             rc = proc.wait()
         if rc != 0:
             err.seek(0)
-            msg = _stderr_summary(err.read().decode("utf-8", "replace"))
+            msg = stderr_summary(err.read().decode("utf-8", "replace"))
             raise VideoError(f"making test video {path} failed: {msg}")
         if rotation:
-            _run(["-y", "-v", "error", "-display_rotation:v:0", str(rotation), "-i", target, "-map", "0", "-c", "copy",
+            run(["-y", "-v", "error", "-display_rotation:v:0", str(rotation), "-i", target, "-map", "0", "-c", "copy",
                   path], f"making test video {path} failed")
     return {"path": path, "n_frames": n_frames, "fps": fps, "duration": duration, "times": times,
             "click_frames": clicks, "click_times": click_times}
@@ -242,7 +243,7 @@ def decode_audio(path, stream=0, sample_rate=SAMPLE_RATE):
     """Audio stream `stream` of `path` decoded to mono float32 at `sample_rate`, with its start time
     applied (leading silence inserted for a positive start, samples dropped for a negative one), so
     sample k plays at k / sample_rate seconds after the file's start."""
-    out, _ = _run(["-v", "error", "-i", path, "-map", f"0:a:{stream}", "-af", "aresample=async=0:first_pts=0",
+    out, _ = run(["-v", "error", "-i", path, "-map", f"0:a:{stream}", "-af", "aresample=async=0:first_pts=0",
                    "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-"], f"decoding audio of {path} failed")
     return np.frombuffer(out, np.float32)
 

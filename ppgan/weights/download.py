@@ -1,0 +1,320 @@
+"""Weight downloads: the cache folder, a resumable fetch, sha256 checks and format sniffing.
+
+`download(url, dest)` fetches `http(s)://` and `file://` URLs into `dest + '.part'`, resumes an
+existing part with an HTTP `Range` request (a server that ignores it answers 200 and the
+download restarts from byte 0), checks the sha256 when one is given, refuses anything that is
+not a weight file (an HTML error page, a login page) and only then renames the part to `dest`.
+`dest` therefore either does not exist or is complete.
+
+Trust on first use: most published weights come without a digest. After every successful
+download the sha256 that was seen is written beside the file as `<file>.sha256` (the format of
+`sha256sum`, so `sha256sum -c` works on it); `verify_sidecar` compares the file with it on later
+use, so a file that changed or was truncated after download is caught. The first download
+itself is only as trustworthy as the connection that delivered it.
+"""
+import hashlib
+import http.client
+import os
+import shutil
+import socket
+import struct
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from ..utils.errors import CheckpointError, PPGANError
+from ..utils.io import atomic_write_text
+
+CHUNK = 1 << 20
+SIDECAR_SUFFIX = ".sha256"
+# Formats a checkpoint may have; anything else that arrives from a URL is not kept.
+WEIGHT_FORMATS = ("pth", "pdparams", "safetensors", "ncnn-param", "ncnn-bin")
+# torch.save's legacy (non-zip) files start with a pickled magic number (protocol 2, LONG1 of 10 bytes)
+_TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+# ncnn weight blobs start with a 4-byte storage tag (fp16, int8, fp32 with tag); 0 = raw fp32
+_NCNN_TAGS = {0x01306B47, 0x000D4B38, 0x0002C056}
+_NCNN_PARAM_MAGIC = b"7767517"
+
+
+class DownloadError(PPGANError):
+    """A weight file could not be downloaded, or what arrived is not the expected file."""
+
+
+def cache_dir():
+    """The ppgan cache folder: `$PPGAN_HOME`, else `~/.cache/ppgan` (not created here)."""
+    return os.path.abspath(os.path.expanduser(os.environ.get("PPGAN_HOME") or os.path.join("~", ".cache", "ppgan")))
+
+
+def weights_dir():
+    """Where downloaded weights live: `<cache_dir()>/weights`."""
+    return os.path.join(cache_dir(), "weights")
+
+
+def sha256sum(path):
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sniff_weight_format(path):
+    """Guess a weight file's format from its first bytes (the extension only breaks ties).
+
+    Returns one of 'pth' (torch zip `PK\\x03\\x04`, or torch's legacy pickle with its magic
+    number), 'pdparams' (another pickle: first byte 0x80), 'safetensors' (8-byte little-endian
+    header length, then `{`), 'ncnn-param' (text starting with the magic 7767517), 'ncnn-bin'
+    (a `.bin` whose first 4 bytes are an ncnn storage tag), 'html' (`<!DOCTYPE` / `<html`, what
+    a web server returns instead of a file) or 'unknown'.
+    """
+    with open(path, "rb") as f:
+        head = f.read(64)
+    size = os.path.getsize(path)
+    if head.startswith(b"PK\x03\x04"):
+        return "pth"
+    if head.startswith(_TORCH_LEGACY_MAGIC):
+        return "pth"
+    if head[:1] == b"\x80":
+        return "pdparams"
+    if len(head) >= 9 and head[8:9] == b"{":
+        (n,) = struct.unpack("<Q", head[:8])
+        if 0 < n <= size - 8:
+            return "safetensors"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<!doctype", b"<html", b"<head", b"<body")):
+        return "html"
+    if head.startswith(_NCNN_PARAM_MAGIC) and head[7:8] in (b"\n", b"\r"):
+        return "ncnn-param"
+    if str(path).lower().endswith(".bin") and len(head) >= 4 and struct.unpack("<I", head[:4])[0] in _NCNN_TAGS:
+        return "ncnn-bin"
+    return "unknown"
+
+
+def write_sidecar(path, digest=None):
+    """Record `path`'s sha256 in `<path>.sha256` (computed unless given); returns the digest."""
+    digest = digest or sha256sum(path)
+    atomic_write_text(path + SIDECAR_SUFFIX, f"{digest}  {os.path.basename(path)}\n")
+    return digest
+
+
+def read_sidecar(path):
+    """The digest recorded in `<path>.sha256`, or None when there is no sidecar."""
+    try:
+        with open(path + SIDECAR_SUFFIX, encoding="utf-8") as f:
+            text = f.read().split()
+    except FileNotFoundError:
+        return None
+    return text[0].lower() if text else None
+
+
+def verify_sidecar(path, expected=None):
+    """Check `path` against `expected` (a published sha256) or else its `.sha256` sidecar.
+
+    With neither, the digest is recorded now (trust on first use). Raises CheckpointError on a
+    mismatch; returns the digest.
+    """
+    recorded = (expected or "").lower() or read_sidecar(path)
+    digest = sha256sum(path)
+    if recorded is None:
+        return write_sidecar(path, digest)
+    if digest != recorded:
+        what = ("the published sha256" if expected
+                else f"the digest recorded when it was downloaded ({path}{SIDECAR_SUFFIX})")
+        raise CheckpointError(f"{path} has sha256 {digest[:16]}..., which does not match {what} "
+                              f"{recorded[:16]}...; the file changed or is damaged: delete it and download again")
+    if expected and read_sidecar(path) != digest:
+        write_sidecar(path, digest)
+    return digest
+
+
+def _hint(url, dest):
+    return "fetch it on a machine with network access and copy it to that path, or pass --weight_path FILE"
+
+
+def _fail(url, dest, reason):
+    return DownloadError(f"cannot download {url} to {dest}: {reason}; {_hint(url, dest)}")
+
+
+def _progress_bar(total, initial, name, enabled):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
+                disable=not enabled, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+class _ReadError(Exception):
+    """Reading from the network failed mid-file (kept apart from local write errors)."""
+
+
+def _copy_stream(src, f, bar, network=False):
+    while True:
+        try:
+            block = src.read(CHUNK)
+        except (OSError, http.client.HTTPException) as e:
+            if not network:
+                raise
+            raise _ReadError(e) from None
+        if not block:
+            return
+        f.write(block)
+        bar.update(len(block))
+
+
+def _fetch_file(url, dest, part, progress):
+    parsed = urllib.parse.urlparse(url)
+    src = urllib.request.url2pathname(parsed.path)
+    if parsed.netloc not in ("", "localhost"):
+        src = urllib.request.url2pathname(f"//{parsed.netloc}{parsed.path}")
+    if not os.path.isfile(src):
+        raise _fail(url, dest, f"no such file {src}")
+    with open(src, "rb") as s, open(part, "wb") as f, \
+            _progress_bar(os.path.getsize(src), 0, os.path.basename(dest), progress) as bar:
+        _copy_stream(s, f, bar)
+
+
+def _user_agent():
+    from .. import __version__
+
+    return f"ppgan/{__version__} (+urllib)"
+
+
+# errors that mean "no network / no such host / nobody listening": retrying does not help
+_OFFLINE_ERRORS = (socket.gaierror, ConnectionRefusedError)
+
+
+def _reason(exc):
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    inner = getattr(exc, "reason", exc)
+    if isinstance(inner, socket.gaierror):
+        return f"host not found, offline? ({inner.strerror or inner})"
+    if isinstance(inner, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(inner, (socket.timeout, TimeoutError)):
+        return "timed out"
+    text = getattr(inner, "strerror", None) or str(inner) or type(inner).__name__
+    return " ".join(str(text).split())
+
+
+def _fetch_http(url, dest, part, progress, timeout, retries):
+    """Stream `url` into `part`, resuming what is there; retries transient failures."""
+    last = None
+    for attempt in range(max(1, retries)):
+        if attempt:
+            time.sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
+        start = os.path.getsize(part) if os.path.exists(part) else 0
+        headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
+        if start:
+            headers["Range"] = f"bytes={start}-"
+        try:
+            resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+        except urllib.error.HTTPError as e:
+            if e.code == 416 and start:
+                # The part may already be complete (the total is in Content-Range: bytes */N).
+                total = (e.headers.get("Content-Range") or "").rpartition("/")[2]
+                e.close()
+                if total.isdigit() and int(total) == start:
+                    return
+                os.remove(part)  # longer than the file, or unknown: start over
+                last = e
+                continue
+            e.close()
+            if 500 <= e.code < 600 or e.code in (408, 429):
+                last = e
+                continue
+            raise _fail(url, dest, f"HTTP {e.code} {e.reason}") from None
+        except _OFFLINE_ERRORS as e:
+            raise _fail(url, dest, _reason(e)) from None
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, _OFFLINE_ERRORS):
+                raise _fail(url, dest, _reason(e)) from None
+            last = e
+            continue
+        except (OSError, http.client.HTTPException) as e:
+            last = e
+            continue
+        with resp:
+            mode = "wb"
+            if start and resp.status == 206:
+                got = (resp.headers.get("Content-Range") or "").split()
+                if len(got) == 2 and got[1].startswith(f"{start}-"):
+                    mode = "ab"
+            if mode == "wb":
+                start = 0  # no Range support (200) or an odd Content-Range: restart from byte 0
+            length = resp.headers.get("Content-Length")
+            total = start + int(length) if length and length.isdigit() else None
+            try:
+                with open(part, mode) as f, _progress_bar(total, start, os.path.basename(dest), progress) as bar:
+                    _copy_stream(resp, f, bar, network=True)
+            except _ReadError as e:
+                last = e.args[0]  # keep the part: the next attempt resumes it
+                continue
+        if total is not None and os.path.getsize(part) < total:
+            last = OSError(f"connection closed after {os.path.getsize(part)} of {total} bytes")
+            continue
+        return
+    raise _fail(url, dest, f"{_reason(last)} (after {max(1, retries)} attempts)")
+
+
+def download(url, dest, sha256=None, progress=True, timeout=30, retries=3):
+    """Download `url` to `dest` and return `dest`.
+
+    Args:
+        url (str): `http://`, `https://` or `file://` URL.
+        dest (str): target file; its folder is created. Written as `dest + '.part'` first and
+            renamed only when complete, checked and verified.
+        sha256 (str | None): expected hex digest; on a mismatch the part is deleted and
+            DownloadError raised. Without one, the digest seen is recorded in `dest + '.sha256'`
+            (trust on first use, see the module docstring).
+        progress (bool): show a tqdm bar (size, rate, ETA) on stderr.
+        timeout (float): seconds to wait for the server on connect and on each read.
+        retries (int): attempts for transient failures (timeouts, resets, HTTP 5xx); each
+            later attempt resumes the part with a Range request. No retry when the host is
+            unknown or refuses the connection (offline).
+    Raises:
+        DownloadError: one line naming the URL, `dest`, the reason and how to place the file
+            by hand.
+    """
+    dest = os.path.abspath(os.fspath(dest))
+    part = dest + ".part"
+    try:
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+    except OSError as e:
+        raise _fail(url, dest, f"cannot create {os.path.dirname(dest)} ({e.strerror or e})") from None
+    scheme = urllib.parse.urlparse(url).scheme.lower()
+    if scheme == "file":
+        _fetch_file(url, dest, part, progress)
+    elif scheme in ("http", "https"):
+        _fetch_http(url, dest, part, progress, timeout, retries)
+    else:
+        raise DownloadError(f"unsupported URL {url!r}: use http(s):// or file://; or pass --weight_path FILE")
+
+    fmt = sniff_weight_format(part)
+    if fmt not in WEIGHT_FORMATS:
+        size = os.path.getsize(part)
+        os.remove(part)
+        what = "an HTML page" if fmt == "html" else f"a file of unknown format ({size} bytes)"
+        raise DownloadError(f"{url} returned {what}, not a checkpoint; nothing was saved to {dest}; "
+                            "check the URL, or fetch the file by hand and pass --weight_path FILE")
+    digest = sha256sum(part)
+    if sha256 and digest != sha256.lower():
+        os.remove(part)
+        raise DownloadError(f"sha256 mismatch for {url}: got {digest}, expected {sha256.lower()}; "
+                            f"the download was deleted, nothing was saved to {dest}")
+    os.replace(part, dest)
+    write_sidecar(dest, digest)
+    return dest
+
+
+def disk_free(path):
+    """Free bytes on the file system holding `path` (or its nearest existing parent)."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    return shutil.disk_usage(probe).free
