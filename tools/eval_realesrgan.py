@@ -49,10 +49,11 @@ def load_image(name):
 
 
 def main(argv=None):
-    from ppgan.utils.ncnn import PACKAGED_MODELS
+    from ppgan.weights import WEIGHTS
 
+    PACKAGED_MODELS = [n for n, spec in WEIGHTS.items() if spec.fmt == "ncnn"]
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=list(PACKAGED_MODELS), choices=list(PACKAGED_MODELS))
+    p.add_argument("--models", nargs="+", default=PACKAGED_MODELS, choices=PACKAGED_MODELS)
     p.add_argument("--images", nargs="+", default=list(IMAGES), choices=sorted(set(IMAGES + PHOTOS)) + ["photos"],
                    help="scikit-image images; 'photos' means the 14 natural photos")
     p.add_argument("--size", type=int, default=256, help="largest HR side in pixels (default 256)")
@@ -79,7 +80,7 @@ def main(argv=None):
 
         from ppgan.metrics.psnr_ssim import calculate_psnr, calculate_ssim
         from ppgan.utils.image import imresize
-        from ppgan.utils.ncnn import build_packaged_realesrgan
+        from ppgan.apps.pretrained import build_from_spec
         from ppgan.utils.tiling import tiled_forward
 
         torch.set_num_threads(args.threads)
@@ -98,7 +99,7 @@ def main(argv=None):
         print(f"{'model':26s} {'image':10s} {'HR size':>9s}  {'PSNR net':>8s} {'bicubic':>8s}  "
               f"{'SSIM net':>8s} {'bicubic':>8s}  {'CPU s':>6s}")
         for name in args.models:
-            net = build_packaged_realesrgan(name)
+            net = build_from_spec(name, download=False)
             s = net.scale
             rows = []
             for image in images:

@@ -44,7 +44,7 @@ def main(argv=None):
         cli_args.check_args(args)
         from ppgan.apps import BasicVSRPredictor, EDVRPredictor, RealSRPredictor
         from ppgan.apps.realsr_predictor import pick_model
-        from ppgan.apps.weights import get_spec
+        from ppgan.weights import get_spec
 
         name = pick_model(args.model, args.weight_path)
         arch = get_spec(name).arch

@@ -82,10 +82,11 @@ class _HalfWithFallback(torch.nn.Module):
 
     mode 'autocast': the net under `torch.autocast(device_type, dtype)`. mode 'direct': a copy of
     the module at `path` (see `half_mode`) cast to `dtype` (channels-last on CUDA) runs in its
-    place, on an input cast likewise; made once, when the wrapper is made, so the wrapper should be
-    reused (`BasePredictor.forward_image` keeps one per net)."""
+    place, on an input cast likewise: `half_net` when given (`BasePredictor.half_net` keeps one per
+    net), else made here."""
 
-    def __init__(self, net, counter, device_type="cuda", dtype=torch.float16, mode="autocast", path=""):
+    def __init__(self, net, counter, device_type="cuda", dtype=torch.float16, mode="autocast", path="",
+                 half_net=None):
         super().__init__()
         self.net = net
         self.counter = counter
@@ -95,8 +96,11 @@ class _HalfWithFallback(torch.nn.Module):
             if hasattr(net, attr):
                 setattr(self, attr, getattr(net, attr))
         if mode == "direct":
-            half = copy.deepcopy(net.get_submodule(path)).to(dtype)
-            self.half_net = half.to(memory_format=self.memory_format) if device_type == "cuda" else half
+            if half_net is None:
+                half_net = copy.deepcopy(net.get_submodule(path)).to(dtype)
+                if device_type == "cuda":
+                    half_net = half_net.to(memory_format=self.memory_format)
+            self.half_net = half_net
         elif mode != "autocast":
             raise ValueError(f"half mode must be 'direct' or 'autocast', got {mode!r}")
 
@@ -146,7 +150,7 @@ class BasePredictor:
         self.half = self.precision != "fp32"
         self.verbose = verbose
         self.stats = {"fp32_retries": 0, "oom_retries": 0}
-        self._half_nets = weakref.WeakKeyDictionary()  # net -> its _HalfWithFallback
+        self._half_copies = weakref.WeakKeyDictionary()  # net -> its cast copy (direct mode)
         if verbose:
             name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
             log(f"[ppgan] device: {self.device} ({name}), precision: {self.precision}")
@@ -169,12 +173,13 @@ class BasePredictor:
         return precision
 
     def half_net(self, net):
-        """`net` wrapped to run in this predictor's half precision (made once per net)."""
-        wrapped = self._half_nets.get(net)
-        if wrapped is None:
-            mode, path = half_mode(net)
-            wrapped = _HalfWithFallback(net, self.stats, self.device.type, self.compute_dtype, mode, path)
-            self._half_nets[net] = wrapped
+        """`net` wrapped to run in this predictor's half precision; a cast copy (direct mode) is
+        made once per net and kept while the net lives."""
+        mode, path = half_mode(net)
+        wrapped = _HalfWithFallback(net, self.stats, self.device.type, self.compute_dtype, mode, path,
+                                    half_net=self._half_copies.get(net))
+        if mode == "direct":
+            self._half_copies[net] = wrapped.half_net  # (holds no reference to net)
         return wrapped
 
     def _log(self, msg):

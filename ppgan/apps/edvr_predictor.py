@@ -71,7 +71,7 @@ class EDVRPredictor(_VideoSRPredictor):
     Args:
         output (str): output folder; results go to `<output>/EDVR/`.
         weight_path (str | None): weight file overriding the model's default source.
-        model (str | None): a name from `ppgan.apps.weights` (default PaddleGAN's EDVR-L with TSA).
+        model (str | None): a name from `ppgan.weights.catalog` (default PaddleGAN's EDVR-L with TSA).
         tile (int | None), tile_overlap (int | None): spatial tiles of the frames, as RealSRPredictor
             (None: from memory; the whole frame when it fits); overlap None: 32.
         device, half: as for every predictor.
@@ -103,7 +103,7 @@ class BasicVSRPredictor(_VideoSRPredictor):
     Args:
         output (str): output folder; results go to `<output>/BasicVSR/`.
         weight_path (str | None): weight file overriding the model's default source.
-        model (str | None): a name from `ppgan.apps.weights` (default PaddleGAN's BasicVSR REDS).
+        model (str | None): a name from `ppgan.weights.catalog` (default PaddleGAN's BasicVSR REDS).
         num_frames (int): frames per clip (default 10, as PaddleGAN).
         tile (int | None), tile_overlap (int): spatial tiles, as EDVRPredictor.
         device, half: as for every predictor.

@@ -8,7 +8,7 @@
 
 Images of any size run in overlapping tiles (`tile`, `tile_overlap`), so memory is bounded by
 the tile; the alpha channel is upscaled separately and kept; gray and 16-bit images keep their
-layout. Model variants are listed in `ppgan.apps.weights` (`ppgan download --list`).
+layout. Model variants are listed in `ppgan.weights.catalog` (`ppgan download --list`).
 """
 from .base_predictor import ImagePredictor, to_numpy, to_tensor
 
@@ -30,7 +30,7 @@ class RealSRPredictor(ImagePredictor):
         output (str): output folder; results go to `<output>/RealSR/`.
         weight_path (str | None): a weight file (.pdparams / .pth / .safetensors) overriding the
             model's default source (cache, installed package, download).
-        model (str | None): a name from `ppgan.apps.weights` (default 'realesrgan-x4plus';
+        model (str | None): a name from `ppgan.weights.catalog` (default 'realesrgan-x4plus';
             with a `.pdparams` weight_path: PaddleGAN's RealSR net).
         tile (int | None): tile size in input pixels; None = from free memory, 0 = no tiling.
         tile_overlap (int | None): context pixels around each tile. None: exact for the compact

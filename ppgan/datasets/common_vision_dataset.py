@@ -12,7 +12,7 @@ Accepted layouts: the idx files in the folder, in `raw/` or `<MNIST|FashionMNIST
 (`cifar-10-batches-bin/`, 3073 bytes per record) or the official tar archives read in place.
 
 CIFAR python batches are pickles; they are read only through
-`ppgan.utils.paddle_compat.safe_pickle_load`, which rebuilds numpy arrays and plain
+`ppgan.weights.safe_pickle_load`, which rebuilds numpy arrays and plain
 containers and refuses anything else, so a crafted batch file cannot run code.
 """
 import gzip
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..utils.errors import CheckpointError, ConfigError, DatasetError
-from ..utils.paddle_compat import safe_pickle_load
+from ..weights import safe_pickle_load
 from .base_dataset import BaseDataset, to_chw_tensor
 from .builder import DATASETS
 from .transforms import Compose

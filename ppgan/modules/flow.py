@@ -71,7 +71,7 @@ class SPyNet(nn.Module):
     (ImageNet by default; they are part of the state dict, so a checkpoint's values win), and
     refined coarse to fine over six levels (1/32 .. 1/1). The flow is resized back and rescaled.
     Weights are not downloaded here: load a checkpoint (PaddleGAN's BasicVSR weights hold
-    `spynet.*`; standalone `spynet.pdparams`) with `ppgan.utils.paddle_compat`.
+    `spynet.*`; standalone `spynet.pdparams`) with `ppgan.weights`.
     """
 
     LEVELS = 6

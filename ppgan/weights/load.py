@@ -199,8 +199,10 @@ def load(source, spec=None, key=None, weight_path=None, download=True, progress=
     from .download import sniff_weight_format
     from .resolve import check_ncnn_pair, ncnn_pair, resolve_weight
 
-    if isinstance(source, WeightSpec) or (isinstance(source, str) and source in WEIGHTS
-                                          and not os.path.isfile(source)):
+    looks_like_name = isinstance(source, str) and not os.path.exists(source) and os.sep not in source \
+        and "." not in source  # a catalogue name (an unknown one gets "did you mean ...")
+    if isinstance(source, WeightSpec) or looks_like_name or (isinstance(source, str) and source in WEIGHTS
+                                                             and not os.path.isfile(source)):
         spec = get_spec(source)
         source = resolve_weight(spec, weight_path=weight_path, download=download, progress=progress)
     elif spec is not None:
@@ -281,7 +283,9 @@ def _strip_single_head(state, own):
         return state
     heads = {k.partition(".")[0] for k in state}
     if len(heads) == 1:
-        return OrderedDict((k.partition(".")[2], v) for k, v in state.items())
+        stripped = OrderedDict((k.partition(".")[2], v) for k, v in state.items())
+        if len(set(stripped) & set(own)) > len(set(state) & set(own)):
+            return stripped
     return state
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ppgan.apps import BasicVSRPredictor, DeOldifyPredictor, EDVRPredictor, RealSRPredictor
-from ppgan.apps.weights import WeightSpec
+from ppgan.weights import WeightSpec
 from ppgan.video.synthetic import decode_audio, find_clicks, make_test_video, read_barcode
 from ppgan.video import iter_frames, probe_video
 
@@ -89,7 +89,7 @@ def test_default_output_name_for_video(tmp_path, clip, sr2):
 def small_spec(arch, kwargs, tmp_path, name):
     """A small random-weight variant of a video net, saved as a .pth: exercises building,
     loading and the streaming stage without the published weights (not available offline)."""
-    from ppgan.apps.weights import build_arch
+    from ppgan.apps.pretrained import build_arch
 
     spec = WeightSpec(name=name, arch=arch, kwargs=kwargs, url=None, sha256=None, filename=name + ".pth", fmt="pth")
     torch.manual_seed(0)

@@ -6,7 +6,7 @@ from parity import Fixture
 
 from ppgan.models.discriminators import DISCRIMINATORS
 from ppgan.models.generators import GENERATORS
-from ppgan.utils.paddle_compat import load_paddle_state_dict
+from ppgan.weights import load_paddle_state_dict
 
 
 @pytest.mark.parametrize("fixture, registry, name", [

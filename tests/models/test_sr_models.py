@@ -32,6 +32,7 @@ def empty_caches(tmp_path, monkeypatch):
     """HOME and TORCH_HOME without any VGG weights."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("PPGAN_HOME", raising=False)  # the cache is then ~/.cache/ppgan
     return tmp_path
 
 
@@ -270,7 +271,7 @@ def test_perceptual_loss_loads_torchvision_and_paddle_files(tmp_path):
 
     bad = str(tmp_path / "bad.pth")
     torch.save({"features.0.weight": state["features.0.weight"]}, bad)
-    with pytest.raises(CheckpointError, match="missing features.0.bias"):
+    with pytest.raises(CheckpointError, match=r"missing in file \(e\.g\. features\.0\.bias"):
         PerceptualLoss({"2": 1.0}, weight_path=bad)
 
 
@@ -323,8 +324,8 @@ def test_perceptual_loss_without_weights_says_where_to_put_them(empty_caches):
     with pytest.raises(CheckpointError) as err:
         PerceptualLoss({"34": 1.0})
     msg = one_line(err.value)
-    assert os.path.join(str(empty_caches), "home", ".cache", "ppgan", "vgg19.pdparams") in msg
-    assert "https://paddlegan.bj.bcebos.com/models/vgg19.pdparams" in msg
+    assert os.path.join(str(empty_caches), "home", ".cache", "ppgan", "weights", "vgg19.pdparams") in msg
+    assert "https://paddlegan.bj.bcebos.com/models/vgg19.pdparams" in msg and "ppgan download vgg19" in msg
     assert "vgg19-dcbb9e9d.pth" in msg and "weight_path" in msg
     with pytest.raises(CheckpointError, match="no file at .*nowhere.pth"):
         PerceptualLoss({"34": 1.0}, weight_path=str(empty_caches / "nowhere.pth"))
@@ -341,7 +342,7 @@ def test_esrgan_config_build_fails_with_one_line_naming_the_vgg_file(empty_cache
     with pytest.raises(CheckpointError) as err:
         build_model(cfg["model"])
     assert "\n" not in str(err.value)
-    assert os.path.join(".cache", "ppgan", "vgg19.pdparams") in str(err.value)
+    assert os.path.join(".cache", "ppgan", "weights", "vgg19.pdparams") in str(err.value)
 
 
 # ---- architectures ---------------------------------------------------------------------------------

@@ -272,7 +272,7 @@ def test_ugatit_discriminator_shapes_and_paddle_names():
 def test_ugatit_discriminator_loads_a_paddle_layout_state_dict():
     # Paddle's SpectralNorm keeps the same names (weight_orig, weight_u, weight_v); only a
     # Linear's weight_orig is stored [in, out].
-    from ppgan.utils.paddle_compat import convert_paddle_state_dict
+    from ppgan.weights import convert_paddle_state_dict
 
     src = UGATITDiscriminator(3, ndf=8, n_layers=5)
     pd = {k: (v.numpy().T if k.endswith("fc.weight_orig") else v.numpy()) for k, v in src.state_dict().items()}

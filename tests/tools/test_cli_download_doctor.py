@@ -11,7 +11,8 @@ import torch
 from conftest import run_cli
 
 from ppgan import __version__
-from ppgan.apps import weights as W
+from ppgan import weights as W
+from ppgan.apps.pretrained import build_from_spec
 from ppgan.cli import main
 from ppgan.models.generators import RRDBNet
 
@@ -44,6 +45,12 @@ def served(tmp_path):
     srv.server_close()
 
 
+def use_table(monkeypatch, table):
+    """Replace the catalogue (the package's name and the one `get_spec` reads are the same dict)."""
+    monkeypatch.setattr(W.catalog, "WEIGHTS", table)
+    monkeypatch.setattr(W, "WEIGHTS", table)
+
+
 def add_spec(monkeypatch, name, url):
     spec = W.WeightSpec(name, "RRDBNet", {"in_nc": 3, "out_nc": 3, "nf": 8, "nb": 1, "gc": 4}, url, None,
                         f"{name}.pth", "pth", description="test weights")
@@ -67,7 +74,7 @@ def test_download_name(monkeypatch, home, served, capsys):
     assert target.read_bytes() == data
     assert (home / "weights" / "tiny-test.pth.sha256").read_text().split()[0] == hashlib.sha256(data).hexdigest()
     # the cached file builds the net offline
-    net = W.build_from_spec("tiny-test", download=False)
+    net = build_from_spec("tiny-test", download=False)
     assert not net.training
     assert main(["download", "tiny-test"]) == 0
     assert "tiny-test: already in the cache" in capsys.readouterr().out
@@ -88,7 +95,7 @@ def test_download_packaged_and_list(home, capsys):
 def test_download_all(monkeypatch, home, served, capsys):
     url, data = served
     packaged = W.WEIGHTS["realesrgan-x4plus"]
-    monkeypatch.setattr(W, "WEIGHTS", {"realesrgan-x4plus": packaged})
+    use_table(monkeypatch, {"realesrgan-x4plus": packaged})
     add_spec(monkeypatch, "tiny-a", url)
     assert main(["download", "--all"]) == 0
     out = capsys.readouterr().out
@@ -98,7 +105,7 @@ def test_download_all(monkeypatch, home, served, capsys):
 
 def test_download_all_reports_failures(monkeypatch, home, served, capsys):
     url, _ = served
-    monkeypatch.setattr(W, "WEIGHTS", {})
+    use_table(monkeypatch, {})
     add_spec(monkeypatch, "tiny-ok", url)
     add_spec(monkeypatch, "tiny-gone", url.replace("tiny.pth", "gone.pth"))
     assert main(["download", "--all"]) == 1

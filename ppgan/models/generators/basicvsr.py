@@ -56,7 +56,7 @@ class BasicVSRNet(nn.Module):
     flows for the forward pass, as PaddleGAN does.
 
     Unlike PaddleGAN, the constructor does not download SPyNet weights: they are part of every
-    BasicVSR checkpoint (`spynet.*`); load one with `ppgan.utils.paddle_compat.load_paddle_state_dict`.
+    BasicVSR checkpoint (`spynet.*`); load one with `ppgan.weights.load_paddle_state_dict`.
 
     Args:
         mid_channels (int): feature channels (default 64).

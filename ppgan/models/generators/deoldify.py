@@ -6,7 +6,7 @@ Reference: Jason Antic, DeOldify (https://github.com/jantic/DeOldify, fastai `Dy
 Adversarial Networks", https://arxiv.org/abs/1805.08318.
 
 Sub-module names are PaddleGAN's (`layers.<i>`, `shuf.conv.0`, `spectral_norm.weight_u`, ...), so
-its `.pdparams` load by name through `ppgan.utils.paddle_compat.load_paddle_state_dict`.
+its `.pdparams` load by name through `ppgan.weights.load_paddle_state_dict`.
 
 Layer list (`Deoldify.layers`, as PaddleGAN's `SequentialEx`):
     0 encoder: ResNet conv1, bn1, relu, maxpool, layer1..layer4 (keys `layers.0.0` .. `layers.0.7`)

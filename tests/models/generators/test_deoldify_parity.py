@@ -23,7 +23,7 @@ from ppgan.models.generators.deoldify import (Deoldify, Spectralnorm, WeightNorm
                                               build_model)
 from ppgan.utils.errors import PPGANError  # noqa: E402
 from ppgan.utils.inference import padded_forward  # noqa: E402
-from ppgan.utils.paddle_compat import load_paddle_state_dict  # noqa: E402
+from ppgan.weights import load_paddle_state_dict  # noqa: E402
 
 
 def _parity_model(name):

@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 from parity import Fixture  # noqa: E402
 
 from ppgan.models.generators import GENERATORS, LESRCNNGenerator, PAN, RRDBNet, build_generator  # noqa: E402
-from ppgan.utils.paddle_compat import load_paddle_state_dict  # noqa: E402
+from ppgan.weights import load_paddle_state_dict  # noqa: E402
 
 PARITY = [
     ("esrgan_rrdbnet_small", RRDBNet),

@@ -12,17 +12,19 @@ from torch import nn
 from ppgan.metrics.psnr_ssim import calculate_psnr
 from ppgan.models.generators import build_generator
 from ppgan.models.generators.srvgg import RescaledSR, SRVGGNetCompact
-from ppgan.utils import ncnn
-from ppgan.utils.basicsr_compat import load_basicsr_weights
+from ppgan import weights as W
+from ppgan.apps.pretrained import build_from_spec
+from ppgan.utils.errors import CheckpointError
 from ppgan.utils.image import imresize
 from ppgan.utils.tiling import tiled_forward
+from ppgan.weights import ncnn
 
 _CACHE = {}
 
 
 def packaged(name):
     if name not in _CACHE:
-        _CACHE[name] = ncnn.build_packaged_realesrgan(name)
+        _CACHE[name] = build_from_spec(name, download=False)
     return _CACHE[name]
 
 
@@ -78,7 +80,7 @@ def test_real_esrgan_state_dict_names():
 def test_real_esrgan_checkpoint_loads_by_name():
     src = small()
     dst = SRVGGNetCompact(3, 3, num_feat=6, num_conv=2, upscale=2).eval()
-    load_basicsr_weights(dst, {"params_ema": src.state_dict()})
+    W.load_into(dst, {"params_ema": src.state_dict()})
     x = torch.rand(1, 3, 4, 4)
     with torch.no_grad():
         assert torch.equal(dst(x), src(x))
@@ -165,25 +167,23 @@ def test_ncnn_round_trip(tmp_path, act_type, fp16, fuse):
     param, binf = export_ncnn(src, tmp_path, fp16=fp16, fuse=fuse)
     layers = ncnn.read_ncnn(param, binf)
     assert ("ReLU" in [la.type for la in layers]) == (act_type != "prelu" and not fuse)
-    dst = ncnn.load_ncnn_into(SRVGGNetCompact(3, 3, 6, 2, 2, act_type).eval(), param, binf)
+    weights = W.load(param)  # the architecture is read off the graph
+    assert (weights.format, weights.arch) == ("ncnn", "SRVGGNetCompact")
+    assert weights.kwargs == dict(num_in_ch=3, num_out_ch=3, num_feat=6, num_conv=2, upscale=2, act_type=act_type)
+    dst = W.load_into(SRVGGNetCompact(3, 3, 6, 2, 2, act_type).eval(), weights)
     for (k, a), b in zip(src.state_dict().items(), dst.state_dict().values()):
         assert torch.equal(a, b), k
     x = torch.rand(1, 3, 6, 5)
     with torch.no_grad():
         torch.testing.assert_close(ncnn.run_ncnn_graph(layers, x), src(x))
     other = "relu" if act_type != "relu" else "leakyrelu"
-    with pytest.raises(ncnn.CheckpointError, match="body.1"):
-        ncnn.load_ncnn_into(SRVGGNetCompact(3, 3, 6, 2, 2, other), param, binf)
-    with pytest.raises(ncnn.CheckpointError, match="upsampler"):
-        ncnn.load_ncnn_into(_with_upscale(act_type, 3), param, binf)
-
-
-def _with_upscale(act_type, upscale):
-    """A net whose last conv has the exported shape (6 -> 12 channels) but another pixel shuffle."""
-    net = SRVGGNetCompact(3, 3, 6, 2, 2, act_type)
-    net.upscale = upscale
-    net.upsampler = nn.PixelShuffle(upscale)
-    return net
+    kwargs = dict(num_in_ch=3, num_out_ch=3, num_feat=6, num_conv=2, upscale=2)
+    with pytest.raises(CheckpointError, match="body.1"):
+        ncnn.read_ncnn_state(param, binf, "SRVGGNetCompact", dict(kwargs, act_type=other))
+    # the last conv has the shape of an x2 net (6 -> 12 channels) but the file shuffles by 3
+    param.write_text(param.read_text().replace(" sh 0=2", " sh 0=3"))
+    with pytest.raises(CheckpointError, match="upsampler"):
+        ncnn.read_ncnn_state(param, binf, "SRVGGNetCompact", dict(kwargs, act_type=act_type))
 
 
 # ----------------------------------------------------------------------------- packaged weights

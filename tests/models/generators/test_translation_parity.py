@@ -17,7 +17,7 @@ import ppgan.modules.adaptive_norm as adaptive_norm  # noqa: E402
 from ppgan.models.generators import (GENERATORS, ResnetGenerator, ResnetUGATITGenerator,  # noqa: E402
                                      ResnetUGATITP2CGenerator, UnetGenerator, build_generator)
 from ppgan.modules.batch_norm import TrainableStatsBatchNorm2d  # noqa: E402
-from ppgan.utils.paddle_compat import load_paddle_state_dict  # noqa: E402
+from ppgan.weights import load_paddle_state_dict  # noqa: E402
 
 
 def _load_fixture_model(name, cls):

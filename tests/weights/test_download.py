@@ -1,4 +1,4 @@
-"""ppgan.utils.download against a real HTTP server on 127.0.0.1 (no outside network)."""
+"""ppgan.weights.download against a real HTTP server on 127.0.0.1 (no outside network)."""
 import hashlib
 import http.server
 import io
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from ppgan.utils.download import (DownloadError, cache_dir, download, read_sidecar, sha256sum, sniff_weight_format,
-                                  verify_sidecar, weights_dir)
+from ppgan.weights.download import (DownloadError, cache_dir, download, read_sidecar, sha256sum,
+                                    sniff_weight_format, verify_sidecar, weights_dir)
 from ppgan.utils.errors import CheckpointError, PPGANError
 
 

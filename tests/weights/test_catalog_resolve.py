@@ -1,4 +1,5 @@
-"""ppgan.apps.weights: the model table, where weights are found, and loading them into nets."""
+"""ppgan.weights: the catalogue, where weights are found (resolution order), and loading them into nets
+through `ppgan.weights.load` / `load_into` (apps build the nets: `ppgan.apps.pretrained`)."""
 import base64
 import dataclasses
 import hashlib
@@ -13,10 +14,11 @@ import pytest
 import torch
 from torch import nn
 
-from ppgan.apps import weights as W
-from ppgan.apps.weights import WEIGHTS, WeightSpec, build_arch, build_from_spec, load_weights_into, resolve_weight
+from ppgan import weights as W
+from ppgan.apps.pretrained import build_arch, build_from_spec
 from ppgan.models.generators import GENERATORS, RRDBNet
-from ppgan.utils.download import DownloadError, read_sidecar
+from ppgan.weights import WEIGHTS, WeightSpec, load_into, resolve_weight
+from ppgan.weights.download import DownloadError, read_sidecar
 from ppgan.utils.errors import CheckpointError, PPGANError
 
 TINY = {"in_nc": 3, "out_nc": 3, "nf": 8, "nb": 1, "gc": 4, "scale": 4}
@@ -61,7 +63,7 @@ def test_table_entries_are_well_formed():
     assert len(WEIGHTS) >= 20
     for name, spec in WEIGHTS.items():
         assert spec.name == name
-        assert spec.arch in GENERATORS or spec.arch in ("SRVGGNetCompact", "Deoldify"), name
+        assert spec.arch in GENERATORS or (spec.arch == "VGGFeatures" and spec.role == "perceptual"), name
         assert spec.fmt in ("pdparams", "pth", "ncnn"), name
         assert spec.sha256 is None or len(spec.sha256) == 64
         if spec.url is None:
@@ -69,7 +71,7 @@ def test_table_entries_are_well_formed():
             assert spec.package[1].endswith("/" + spec.filename)
         else:
             host = urllib.parse.urlparse(spec.url).netloc
-            assert host in ("paddlegan.bj.bcebos.com", "github.com"), spec.url
+            assert host in ("paddlegan.bj.bcebos.com", "github.com", "download.pytorch.org"), spec.url
             assert urllib.parse.unquote(spec.url.rsplit("/", 1)[1]) == spec.filename
             assert spec.url.endswith("." + spec.fmt)
     # PaddleGAN's published application weights and their constructor arguments
@@ -80,7 +82,7 @@ def test_table_entries_are_well_formed():
     assert WEIGHTS["RealESRGAN_x4plus"].url.endswith("/v0.1.0/RealESRGAN_x4plus.pth")
 
 
-@pytest.mark.parametrize("name", list(WEIGHTS))
+@pytest.mark.parametrize("name", W.names(role="generator"))
 def test_every_arch_builds(name):
     net = build_arch(name)
     assert isinstance(net, nn.Module)
@@ -157,7 +159,7 @@ def test_resolution_order(tmp_path, home, monkeypatch):
 
     def loaded_from(path):
         net = RRDBNet(**TINY)
-        load_weights_into(net, path, spec)
+        load_into(net, path, spec=spec)
         return next(k for k, ref in nets.items() if torch.equal(net.conv_first.weight, ref.conv_first.weight))
 
     assert resolve_weight(spec, weight_path=explicit) == explicit
@@ -167,7 +169,7 @@ def test_resolution_order(tmp_path, home, monkeypatch):
     os.remove(str(cached) + ".sha256")
     assert resolve_weight(spec) == pkg and loaded_from(pkg) == "package"
     assert not cached.exists()  # a packaged file is used in place, not copied
-    monkeypatch.setattr(W, "package_path", lambda s, verify=True: None)  # package uninstalled
+    monkeypatch.setattr(W.resolve, "package_path", lambda s, verify=True: None)  # package uninstalled
     got = resolve_weight(spec, progress=False)
     assert got == str(cached) and loaded_from(got) == "web"
     assert read_sidecar(got) == hashlib.sha256(open(web, "rb").read()).hexdigest()
@@ -255,7 +257,7 @@ def test_load_torch_variants(tmp_path, wrap):
         "module_prefix": {f"module.{k}": v for k, v in state.items()},
     }[wrap]
     net = tiny_net(2)
-    load_weights_into(net, save_torch(tmp_path / "w.pth", obj))
+    load_into(net, save_torch(tmp_path / "w.pth", obj))
     assert_same(net, ref)
 
 
@@ -265,13 +267,13 @@ def test_load_pdparams(tmp_path):
     flat = tmp_path / "flat.pdparams"
     flat.write_bytes(pickle.dumps(arrays, protocol=2))
     net = tiny_net(1)
-    load_weights_into(net, str(flat))
+    load_into(net, str(flat))
     assert_same(net, ref)
     nested = tmp_path / "nested.pdparams"  # a PaddleGAN training export
     nested.write_bytes(pickle.dumps({"generator": arrays, "discriminator": {"w": np.zeros(1)}}, protocol=2))
     for spec in (None, spec_for(tmp_path, key="generator")):
         net = tiny_net(1)
-        load_weights_into(net, str(nested), spec)
+        load_into(net, str(nested), spec=spec)
         assert_same(net, ref)
 
 
@@ -279,16 +281,16 @@ def test_load_errors_are_one_line(tmp_path):
     bad = {k: v for k, v in tiny_net(0).state_dict().items()}
     bad["conv_first.weight"] = torch.zeros(8, 3, 5, 5)
     with pytest.raises(CheckpointError, match="shape mismatches") as e:
-        load_weights_into(tiny_net(1), save_torch(tmp_path / "bad.pth", bad))
+        load_into(tiny_net(1), save_torch(tmp_path / "bad.pth", bad))
     assert "\n" not in str(e.value)
     html = tmp_path / "w.pth"
     html.write_bytes(b"<!DOCTYPE html><html>error</html>")
     with pytest.raises(CheckpointError, match="HTML page, not a checkpoint"):
-        load_weights_into(tiny_net(0), str(html))
+        load_into(tiny_net(0), str(html))
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"hello")
     with pytest.raises(CheckpointError, match="not a checkpoint"):
-        load_weights_into(tiny_net(0), str(junk))
+        load_into(tiny_net(0), str(junk))
 
 
 def test_load_safetensors(tmp_path):
@@ -310,9 +312,9 @@ def test_load_safetensors(tmp_path):
 
     if importlib.util.find_spec("safetensors") is None:  # optional dependency: a clear error instead
         with pytest.raises(CheckpointError, match="needs the 'safetensors' package"):
-            load_weights_into(net, str(path))
+            load_into(net, str(path))
         return
-    load_weights_into(net, str(path))
+    load_into(net, str(path))
     assert_same(net, ref)
 
 
@@ -365,7 +367,7 @@ def test_load_basicsr_names(tmp_path):
     state = _to_basicsr_names(ref.state_dict())
     assert "body.0.rdb1.conv1.weight" in state and "conv_body.weight" in state
     net = tiny_net(1)
-    load_weights_into(net, save_torch(tmp_path / "RealESRGAN_tiny.pth", {"params_ema": state, "params": {}}))
+    load_into(net, save_torch(tmp_path / "RealESRGAN_tiny.pth", {"params_ema": state, "params": {}}))
     assert_same(net, ref)
 
 
@@ -399,3 +401,38 @@ def test_packaged_ncnn_end_to_end(name, scale):
     assert sr.shape == hr.shape
     assert _psnr(sr, hr) > _psnr(bicubic, hr) - 5
     assert _psnr(sr, hr) > _psnr(rand, hr) + 1.5
+
+
+# ---------------------------------------------------------------- the perceptual loss's VGG files
+
+def test_vgg_files_are_catalogue_entries_under_ppgan_home(tmp_path, home, monkeypatch):
+    from ppgan.models.criterions import PerceptualLoss
+    from ppgan.modules.vgg import VGGFeatures
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert WEIGHTS["vgg19"].url == "https://paddlegan.bj.bcebos.com/models/vgg19.pdparams"
+    assert WEIGHTS["vgg19"].role == "perceptual" and WEIGHTS["vgg19-torchvision"].filename == "vgg19-dcbb9e9d.pth"
+    assert "vgg19" not in W.names(role="generator")
+    with pytest.raises(CheckpointError, match="ppgan download vgg19") as e:
+        W.resolve_vgg("vgg19", True)
+    assert str(home / "weights" / "vgg19.pdparams") in str(e.value)
+
+    torch.manual_seed(0)
+    state = VGGFeatures("vgg19", num_layers=3).state_dict()
+    # PaddleGAN's own downloader layout ($PPGAN_HOME/vgg19.pdparams) is found too
+    home.mkdir(parents=True)
+    (home / "vgg19.pdparams").write_bytes(pickle.dumps({k: v.numpy() for k, v in state.items()}, protocol=2))
+    assert W.resolve_vgg("vgg19", "https://paddlegan.bj.bcebos.com/models/vgg19.pdparams") == str(home / "vgg19.pdparams")
+    # the catalogue's cache file wins, and is checked against its recorded digest
+    (home / "weights").mkdir()
+    torch.manual_seed(1)
+    other = VGGFeatures("vgg19", num_layers=3).state_dict()
+    torch.save(other, home / "weights" / "vgg19-dcbb9e9d.pth")
+    assert W.resolve_vgg("vgg19", "vgg19-torchvision") == str(home / "weights" / "vgg19-dcbb9e9d.pth")
+    loss = PerceptualLoss({"2": 1.0}, pretrained="vgg19-torchvision")
+    assert torch.equal(loss.vgg.vgg_layers.features[2].weight, other["features.2.weight"])
+    assert read_sidecar(str(home / "weights" / "vgg19-dcbb9e9d.pth"))  # trust on first use
+    torch.save(state, home / "weights" / "vgg19-dcbb9e9d.pth")
+    with pytest.raises(CheckpointError, match="does not match the digest recorded"):
+        PerceptualLoss({"2": 1.0}, pretrained="vgg19-torchvision")
+    assert W.resolve_vgg("vgg19", False) is None and W.resolve_vgg("vgg19", True, "deterministic") is None
