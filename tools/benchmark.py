@@ -6,11 +6,20 @@
   python tools/benchmark.py -c configs/esrgan_psnr_x4_div2k.yaml --input-size 128x128 --iters 3   # SR inference
   python tools/benchmark.py -c configs/sr_x4_demo.yaml --input-size 3000x4000 --tile 256 --overlap 32 --iters 1
 
-"engine" is the real trainer loop (sampler, data loader, model.train_iter, LR schedulers, loss
-checks, logging) on batches pre-rendered into memory; "bare" is a hand-written PyTorch GAN loop
-of the same nets, losses, optimizers and batches (GAN models only). Both run in one process,
-interleaved in rounds, and the medians of per-round ms/iteration are compared.
+"engine" is the real trainer loop (sampler, data loader, device prefetch, model.train_iter, LR
+schedulers, loss meter and checks, logging every `log_config.interval`) on batches pre-rendered
+into memory; "bare" is a hand-written PyTorch GAN loop of the same nets, losses, optimizers and
+(pinned) batches (GAN models only). Both are timed the same way: the same warm-up, then one
+round = --iters steps between two `torch.cuda.synchronize()` calls (none inside the round);
+rounds are interleaved and the medians of per-round ms/iteration are compared.
+
+  # engine overhead, eager and each torch.compile mode, on a GPU:
+  python tools/benchmark.py -c configs/dcgan_digits.yaml --device cuda --iters 200 --rounds 5
+  python tools/benchmark.py -c configs/dcgan_digits.yaml --device cuda --iters 200 --rounds 5 --compile default
+  python tools/benchmark.py -c configs/dcgan_digits.yaml --device cuda --iters 200 --rounds 5 --compile reduce-overhead
+  python tools/benchmark.py -c configs/dcgan_digits.yaml --device cuda --iters 200 --rounds 5 --compile max-autotune
 """
+import contextlib
 import argparse
 import copy
 import json
@@ -57,27 +66,34 @@ def build_trainer(cfg, args, run_dir):
     return tr, mem
 
 
-def engine_round(tr, iters):
+def synchronize(device):
     import torch
 
-    tr.step_times = []
-    tr.total_iters = tr.iter + iters + 1
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def engine_round(tr, iters):
+    """ms/iteration of `tr.train()` running `iters` more iterations (no file writes)."""
+    tr.total_iters = tr.iter + iters
     tr.snapshot_interval = tr.visual_interval = 0  # no file writes inside the timed loop
     tr.val_interval = 0
     save = tr.save_checkpoint, tr.save_visuals
     tr.save_checkpoint, tr.save_visuals = (lambda *a, **k: None), (lambda *a, **k: [])
     try:
+        synchronize(tr.device)
+        t0 = time.perf_counter()
         tr.train()
+        synchronize(tr.device)
+        t1 = time.perf_counter()
     finally:
         tr.save_checkpoint, tr.save_visuals = save
-    t = tr.step_times
-    if tr.device.type == "cuda":
-        torch.cuda.synchronize()
-    return (t[-1] - t[0]) / (len(t) - 1) * 1000.0
+    return (t1 - t0) / iters * 1000.0
 
 
-def bare_round(nets, opts, batches, gan_mode, latent_fn, cond, iters, device):
-    """A hand-written GAN step: D on fake.detach() and real, then G through a frozen D."""
+def bare_round(nets, opts, batches, gan_mode, latent_fn, cond, iters, device, cudagraphs=False):
+    """ms/iteration of a hand-written GAN step, timed as `engine_round`: D on fake.detach()
+    and real, then G through a frozen D; no loss is read back."""
     import torch
     import torch.nn.functional as F
 
@@ -91,8 +107,11 @@ def bare_round(nets, opts, batches, gan_mode, latent_fn, cond, iters, device):
             return F.mse_loss(pred, torch.full_like(pred, 1.0 if real else 0.0))
         return -pred.mean() if real else pred.mean()
 
-    times = []
-    for i in range(iters + 1):
+    synchronize(device)
+    t0 = time.perf_counter()
+    for i in range(iters):
+        if cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
         b = batches[i % len(batches)]
         real = b["img"].to(device, non_blocking=True)
         inputs = latent_fn(real.shape[0])
@@ -112,11 +131,8 @@ def bare_round(nets, opts, batches, gan_mode, latent_fn, cond, iters, device):
         opt_g.step()
         for p in d.parameters():
             p.requires_grad_(True)
-        float(loss_d.detach()), float(loss_g.detach())  # the engine also reads its losses every step
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter())
-    return (times[-1] - times[0]) / iters * 1000.0
+    synchronize(device)
+    return (time.perf_counter() - t0) / iters * 1000.0
 
 
 def inference_benchmark(cfg, args, device):
@@ -190,7 +206,8 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--amp", default=None, choices=["bf16", "fp16", "none"])
-    p.add_argument("--compile", default=None, help="torch.compile mode, e.g. default or reduce-overhead")
+    p.add_argument("--compile", default=None, choices=["default", "reduce-overhead", "max-autotune", "none"],
+                   help="torch.compile mode for both loops (default: the config's)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--no-bare", action="store_true", help="skip the bare PyTorch loop")
     p.add_argument("--json", default=None, help="write the figures here as JSON")
@@ -218,7 +235,7 @@ def main(argv=None):
         if args.amp:
             cfg["amp"] = args.amp
         if args.compile:
-            cfg["compile"] = args.compile
+            cfg["compile"] = False if args.compile == "none" else args.compile
         if args.channels_last:
             cfg["channels_last"] = True
         cfg["dataset"]["train"]["num_workers"] = 0
@@ -242,10 +259,10 @@ def main(argv=None):
                 d = build_discriminator(model_cfg["discriminator"]).to(device)
                 g.load_state_dict(tr.model.nets["netG"].state_dict())
                 d.load_state_dict(tr.model.nets["netD"].state_dict())
-                if cfg.get("channels_last") and device.type == "cuda":
+                mode = tr.compile_mode  # as the trainer: channels-last only without compile
+                if cfg.get("channels_last") and device.type == "cuda" and not mode:
                     g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
-                if cfg.get("compile"):
-                    mode = "default" if cfg["compile"] is True else cfg["compile"]
+                if mode:
                     g.compile(mode=mode)
                     d.compile(mode=mode)
                 ocfg = cfg["optimizer"]
@@ -255,6 +272,9 @@ def main(argv=None):
                 opts = (build_optimizer(og, g.parameters(), base_lr), build_optimizer(od, d.parameters(), base_lr))
                 batches = [torch.utils.data.default_collate(mem.items[i:i + tr.train_loader.batch_size])
                            for i in range(0, len(mem), tr.train_loader.batch_size)]
+                if device.type == "cuda":  # as the engine's loader (pin_memory)
+                    batches = [{k: v.pin_memory() if torch.is_tensor(v) else v for k, v in b.items()}
+                               for b in batches]
                 gen_net = tr.model.nets["netG"]
 
                 def latent_fn(n, _g=gen_net):
@@ -266,9 +286,10 @@ def main(argv=None):
                 amp_dtype = tr.amp_dtype
 
                 def run_bare(n):
-                    ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else torch.autograd.graph.saved_tensors_hooks(lambda x: x, lambda x: x)
+                    ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
                     with ctx:
-                        return bare_round((g, d), opts, batches, gan_mode, latent_fn, cond, n, device)
+                        return bare_round((g, d), opts, batches, gan_mode, latent_fn, cond, n, device,
+                                          cudagraphs=tr.cudagraphs)
                 bare = run_bare
 
             if device.type == "cuda":
@@ -282,13 +303,14 @@ def main(argv=None):
                 if bare:
                     bar.append(bare(args.iters))
             result = {"config": args.config, "device": str(device), "torch": torch.__version__,
-                      "threads": torch.get_num_threads(),
+                      "threads": torch.get_num_threads(), "iters_per_round": args.iters,
                       "batch_size": tr.train_loader.batch_size, "amp": cfg.get("amp"), "compile": cfg.get("compile"),
                       "engine_ms_per_iter": statistics.median(eng), "engine_rounds_ms": eng}
             if bar:
                 result["bare_ms_per_iter"] = statistics.median(bar)
                 result["bare_rounds_ms"] = bar
-                result["engine_overhead_pct"] = 100.0 * (result["engine_ms_per_iter"] / result["bare_ms_per_iter"] - 1)
+                result["engine_over_bare"] = result["engine_ms_per_iter"] / result["bare_ms_per_iter"]
+                result["engine_overhead_pct"] = 100.0 * (result["engine_over_bare"] - 1)
             # inference: the generator on one batch (GANs: fresh latents; others: test_iter)
             n = tr.train_loader.batch_size
             batch = torch.utils.data.default_collate(mem.items[:n])
@@ -321,7 +343,7 @@ def main(argv=None):
         if bar:
             print(f"  train, bare   : {result['bare_ms_per_iter']:.2f} ms/iter  (rounds: "
                   + ", ".join(f"{x:.2f}" for x in bar) + ")")
-            print(f"  engine overhead: {result['engine_overhead_pct']:+.1f}%")
+            print(f"  engine overhead: {result['engine_overhead_pct']:+.1f}% (engine/bare {result['engine_over_bare']:.3f})")
         print(f"  inference     : {result['inference_ms_per_batch']:.2f} ms/batch, "
               f"{result['inference_images_per_s']:.0f} images/s")
         print(f"  peak memory   : {result['peak_rss_mb']:.0f} MB RSS"

@@ -23,6 +23,9 @@ def add_device_args(p):
     p.add_argument("--half", dest="half", action="store_true", default=None,
                    help="fp16 inference (default on CUDA; non-finite tiles are redone in fp32)")
     p.add_argument("--no_half", dest="half", action="store_false", help="fp32 inference on CUDA")
+    p.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default=None,
+                   help="inference precision, instead of --half/--no_half (bf16 also runs on CPU; "
+                        "non-finite outputs are redone in fp32)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
 
 
@@ -44,6 +47,11 @@ def video_options(args):
 
 def check_args(args):
     from ..utils.errors import PPGANError
+
+    if getattr(args, "precision", None) is not None:
+        if getattr(args, "half", None) is not None:
+            raise PPGANError("give --precision or --half/--no_half, not both")
+        args.half = args.precision  # the predictors' `half` takes a precision name too
 
     if getattr(args, "crf", 0) is not None and not 0 <= getattr(args, "crf", 0) <= 63:
         raise PPGANError(f"--crf must be in 0..63, got {args.crf}")

@@ -3,10 +3,18 @@
     trainer = Trainer(cfg, device="auto")
     trainer.train()          # or trainer.evaluate()
 
-Loop per iteration: feed a batch -> model.train_iter(optimizers) under autocast -> LR step ->
-check losses are finite -> log / sample grid / validate / snapshot at their intervals. Side
-tasks run with the RNG state saved and restored, so logging intervals never change training;
-together with the seeded, resumable sampler this makes `--resume` bit-exact on CPU.
+Loop per iteration: feed a batch (prefetched to the GPU during the previous step) ->
+model.train_iter(optimizers) under autocast -> LR step -> add the losses to a device-side
+meter -> log / sample grid / validate / snapshot at their intervals. Side tasks run with the
+RNG state saved and restored, so logging intervals never change training; together with the
+seeded, resumable sampler this makes `--resume` bit-exact on CPU.
+
+A steady-state step never waits for the GPU: losses stay 0-dim tensors, summed on the device
+(`LossMeter`), which also keeps the first non-finite iteration of each term. The host reads
+it only at check points (log, visual, validation and snapshot iterations, epoch-end
+snapshots, the end), where a non-finite loss stops the run naming the iteration and term;
+no checkpoint is written after a bad iteration. In data-parallel runs the check is reduced
+over processes, so every process stops at the same point with the same message.
 
 Multi-process data parallel: launched by `torchrun`, each process takes a shard of every
 epoch; gradients are averaged across processes in `BaseModel.optimizer_step` (one flat
@@ -16,8 +24,8 @@ because a GAN step runs D several times per backward and freezes D during the G 
 DDP's bucketed hooks do not support without `find_unused_parameters` overhead.
 """
 import contextlib
-import math
 import os
+import shutil
 import random
 import sys
 import time
@@ -53,6 +61,167 @@ def rng_neutral():
         yield
     finally:
         ckpt.set_rng_state(state)
+
+
+NO_BAD_ITER = 2 ** 62  # "no non-finite value yet" in LossMeter.first_bad
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
+
+
+class LossMeter:
+    """Window sums of the loss terms and, per term, the first iteration whose value was not
+    finite, all kept on the device: `add` launches a handful of small kernels and never reads
+    a value back. `read_means` and `first_nonfinite` read (and so wait for the device)."""
+
+    def __init__(self, device):
+        self.device = torch.device(device)
+        self.names = []                    # slot order
+        self.counts = []                   # host-side: values summed per slot in this window
+        self.sums = torch.zeros(0, device=self.device)
+        self.first_bad = torch.zeros(0, dtype=torch.int64, device=self.device)
+        self.bad_value = torch.zeros(0, device=self.device)
+        self._index = {}                   # key tuple -> slot index tensor (None: all slots)
+
+    def _grow(self, names):
+        new = [n for n in names if n not in self.names]
+        self.names += new
+        self.counts += [0] * len(new)
+        k = len(new)
+        self.sums = torch.cat([self.sums, self.sums.new_zeros(k)])
+        self.first_bad = torch.cat([self.first_bad, self.first_bad.new_full((k,), NO_BAD_ITER)])
+        self.bad_value = torch.cat([self.bad_value, self.bad_value.new_zeros(k)])
+        self._index.clear()
+
+    def add(self, losses, iteration):
+        """Add one iteration's {name: 0-dim tensor (or number)} to the window."""
+        if not losses:
+            return
+        keys = tuple(losses)
+        if keys not in self._index:
+            if any(k not in self.names for k in keys):
+                self._grow(keys)
+            slots = [self.names.index(k) for k in keys]
+            self._index[keys] = None if slots == list(range(len(self.names))) else \
+                torch.tensor(slots, device=self.device)
+        index = self._index[keys]
+        vals = torch.stack([torch.as_tensor(v, device=self.device).detach().float().reshape(())
+                            for v in losses.values()])
+        if index is not None:  # a subset of the terms this iteration (e.g. no G step)
+            vals = vals.new_zeros(len(self.names)).index_copy_(0, index, vals)
+        for k in keys:
+            self.counts[self.names.index(k)] += 1
+        self.sums.add_(vals)
+        cand = torch.where(torch.isfinite(vals), NO_BAD_ITER, iteration)
+        newly = cand < self.first_bad
+        torch.minimum(self.first_bad, cand, out=self.first_bad)
+        self.bad_value = torch.where(newly, vals, self.bad_value)
+
+    def read_means(self):
+        """{name: mean over the window} (names seen this window), then start a new window."""
+        sums = self.sums.tolist()
+        out = {n: sums[i] / c for i, (n, c) in enumerate(zip(self.names, self.counts)) if c}
+        self.sums.zero_()
+        self.counts = [0] * len(self.names)
+        return out
+
+    def first_nonfinite(self, reduce=None):
+        """(iteration, name, value) of the earliest non-finite term, or None. `reduce` (e.g.
+        an all-reduce MIN over processes) is applied in place to the int64 encoding
+        `iteration * 4 + kind` per slot (kind 0 nan, 1 +inf, 2 -inf), so every process decodes
+        the same answer."""
+        if not self.names:
+            return None
+        kind = torch.where(torch.isnan(self.bad_value), 0, torch.where(self.bad_value > 0, 1, 2))
+        code = torch.where(self.first_bad < NO_BAD_ITER, self.first_bad * 4 + kind, NO_BAD_ITER)
+        if reduce is not None:
+            reduce(code)
+        return decode_nonfinite(code.tolist(), self.names)
+
+
+def decode_nonfinite(codes, names):
+    """The earliest (iteration, name, value) in `LossMeter.first_nonfinite`'s encoding, or None."""
+    best = min(range(len(codes)), key=lambda i: (codes[i], i))
+    if codes[best] >= NO_BAD_ITER:
+        return None
+    return codes[best] // 4, names[best], (float("nan"), float("inf"), float("-inf"))[codes[best] % 4]
+
+
+def compile_toolchain_missing(device):
+    """What torch.compile's default backend (Inductor) lacks to build kernels for `device`
+    ('' when nothing): Triton on CUDA, a C++ compiler on the CPU."""
+    if device.type == "cuda":
+        try:
+            from torch.utils._triton import has_triton
+        except ImportError:
+            return ""
+        return "" if has_triton() else "Triton (pip install triton)"
+    try:
+        from torch._inductor import config as inductor_config
+        cxx = inductor_config.cpp.cxx[-1] if isinstance(inductor_config.cpp.cxx, (list, tuple)) else \
+            inductor_config.cpp.cxx
+    except (ImportError, AttributeError):
+        cxx = None
+    names = [c for c in (cxx, os.environ.get("CXX"), "g++", "c++", "clang++") if c]
+    return "" if any(shutil.which(c) for c in names) else "a C++ compiler (e.g. g++)"
+
+
+def allreduce_min_(tensor):
+    """In-place MIN over the processes of the default group (the check-point reduction)."""
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return tensor
+
+
+class DevicePrefetcher:
+    """Iterate a data loader with each batch already on `device`: the next batch's host-to-
+    device copies (non-blocking from pinned memory, on a side stream) are issued before the
+    current batch is handed out, so they overlap the step. Off CUDA it is the loader itself."""
+
+    def __init__(self, loader, device):
+        self.loader, self.device = loader, torch.device(device)
+
+    def __iter__(self):
+        if self.device.type != "cuda":
+            yield from self.loader
+            return
+        stream = torch.cuda.Stream(self.device)
+        it = iter(self.loader)
+        nxt = self._load(it, stream)
+        while nxt is not None:
+            torch.cuda.current_stream(self.device).wait_stream(stream)
+            batch = nxt
+            _record_stream(batch, torch.cuda.current_stream(self.device))
+            nxt = self._load(it, stream)
+            yield batch
+
+    def _load(self, it, stream):
+        try:
+            batch = next(it)
+        except StopIteration:
+            return None
+        with torch.cuda.stream(stream):
+            return _to_device(batch, self.device)
+
+
+def _to_device(obj, device):
+    if torch.is_tensor(obj):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, dict):
+        return type(obj)((k, _to_device(v, device)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, device) for v in obj)
+    return obj
+
+
+def _record_stream(obj, stream):
+    if torch.is_tensor(obj):
+        if obj.is_cuda:
+            obj.record_stream(stream)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _record_stream(v, stream)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _record_stream(v, stream)
 
 
 class Trainer:
@@ -146,11 +315,18 @@ class Trainer:
         self.model.setup_runtime(self.device, self.scaler, distributed=self.world_size > 1)
         if self.world_size > 1:
             self._broadcast_state(params=True)
+        self.compile_mode = self._compile_mode(cfg.get("compile"))
         if cfg.get("channels_last") and self.device.type == "cuda":
-            for net in self.model.nets.values():
-                net.to(memory_format=torch.channels_last)
-        if cfg.get("compile"):
-            self._compile(cfg["compile"])
+            if self.compile_mode:
+                # Inductor's channels-last convolution backward mis-strides some grads
+                # (assert_size_stride in convolution_backward); it picks layouts itself.
+                self.logger.warning("channels_last is ignored under compile (compiled kernels choose their layout)")
+            else:
+                for net in self.model.nets.values():
+                    net.to(memory_format=torch.channels_last)
+        self.cudagraphs = self.compile_mode in CUDAGRAPH_MODES and self.device.type == "cuda"
+        if self.compile_mode:
+            self._compile(self.compile_mode)
 
         self.optimizers, self.schedulers = {}, {}
         if not evaluate_only:
@@ -162,7 +338,7 @@ class Trainer:
         self.iter, self.epoch = 0, 0
         self.last_checkpoint = None
         self._first_test_visuals = None
-        self.step_times = None  # set to [] to record the end time of every iteration (benchmarks)
+        self.meter = LossMeter(self.device)
         if load:
             names = ckpt.load_weights(self.model, load)
             self.logger.info(f"loaded weights for {', '.join(names)} from {load}")
@@ -198,12 +374,27 @@ class Trainer:
             if sched_cfg:
                 self.schedulers[opt_name] = build_lr_scheduler(sched_cfg, opt, self.iters_per_epoch)
 
+    def _compile_mode(self, value):
+        """`compile:` false/none -> None; true -> 'default'; else one of COMPILE_MODES, checked
+        here (with what the model needs) so a bad choice stops before training starts."""
+        if value in (None, False, "none", "false"):
+            return None
+        mode = "default" if value is True else str(value)
+        if mode not in COMPILE_MODES:
+            raise ConfigError(f"compile: '{value}' is not a torch.compile mode; use one of "
+                              f"{', '.join(COMPILE_MODES)} (or false)")
+        missing = compile_toolchain_missing(self.device)
+        if missing:
+            raise ConfigError(f"compile: {mode} on {self.device.type} needs {missing}; install it or set compile: false")
+        return mode
+
     def _compile(self, mode):
-        """torch.compile every net in place (state-dict keys unchanged). 'reduce-overhead'
-        also captures CUDA graphs, which removes the launch cost of small GAN steps on a GPU."""
-        mode = "default" if mode is True else str(mode)
+        """torch.compile every net in place (state-dict keys unchanged). 'reduce-overhead' and
+        'max-autotune' also capture CUDA graphs on a GPU, which removes the launch cost of small
+        GAN steps; `train_step` then marks each step's start, and models clone what they keep."""
         for net in self.model.nets.values():
             net.compile(mode=mode)
+        self.model.compiled_cudagraphs = self.cudagraphs
 
     def _open_tensorboard(self):
         try:
@@ -250,6 +441,15 @@ class Trainer:
         self.last_checkpoint = base + "_checkpoint.pth"
         return self.last_checkpoint
 
+    def snapshot(self):
+        """Check the losses so far, then save a checkpoint (every process checks; rank 0 writes;
+        every process remembers the path, so a later error message is the same everywhere)."""
+        self.check_finite()
+        path = self.save_checkpoint()
+        if not self.is_main:
+            self.last_checkpoint = os.path.join(self.run_dir, f"iter_{self.iter}_checkpoint.pth")
+        return path
+
     def _resume(self, path):
         state = ckpt.load(path)
         for key in ("nets", "optimizers", "iter", "rng"):
@@ -274,6 +474,7 @@ class Trainer:
 
     # ---- side tasks --------------------------------------------------------------------------
     def _log(self, losses, lrs, speed):
+        """losses: {name: mean over the iterations since the last log} (floats)."""
         record = {"iter": self.iter, "epoch": self.epoch, **{k: round(v, 6) for k, v in losses.items()},
                   **{f"lr_{k}": v for k, v in lrs.items()}, "it_per_s": round(speed, 3)}
         if self.is_main:
@@ -399,12 +600,11 @@ class Trainer:
             while self.iter < total:
                 self.epoch = self.iter // self.iters_per_epoch
                 self.train_sampler.set_epoch(self.epoch, self.iter % self.iters_per_epoch)
-                for batch in self.train_loader:
-                    losses = self.train_step(batch)
+                for batch in DevicePrefetcher(self.train_loader, self.device):
+                    self.train_step(batch)
                     window_n += 1
                     bar.update(1)
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:4]}, refresh=False)
-                    self._periodic(losses, window_t, window_n)
+                    self._periodic(bar, window_t, window_n)
                     if self.log_interval and self.iter % self.log_interval == 0:
                         window_t, window_n = time.time(), 0
                     if self.iter >= total:
@@ -412,10 +612,11 @@ class Trainer:
                 else:
                     if self.by_epoch and (self.epoch + 1) % self.snapshot_interval == 0 and self.iter < total:
                         with rng_neutral():
-                            self.save_checkpoint()
+                            self.snapshot()
         finally:
             bar.close()
         self.epoch = max(0, (self.iter - 1) // self.iters_per_epoch)
+        self.check_finite()
         if self.world_size > 1:
             self._check_replicas()
         with rng_neutral():
@@ -442,9 +643,13 @@ class Trainer:
             dist.destroy_process_group()
 
     def train_step(self, batch):
-        """One iteration: feed, step the model under autocast, LR step, check the losses."""
+        """One iteration: feed, step the model under autocast, LR step, add the losses to the
+        device-side meter. Returns the losses as detached tensors; nothing here waits for the
+        device (see `check_finite` for where values are read)."""
         if self.world_size > 1:
             self._broadcast_state()
+        if self.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
         self.model.current_iter = self.iter
         self.model.setup_input(batch)
         with self._autocast():
@@ -454,32 +659,41 @@ class Trainer:
         for s in self.schedulers.values():
             s.step()
         self.iter += 1
-        self._check_finite(losses)
-        if self.step_times is not None:
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            self.step_times.append(time.perf_counter())
+        self.meter.add(losses, self.iter)
         return losses
 
-    def _periodic(self, losses, window_t, window_n):
+    def _periodic(self, bar, window_t, window_n):
         it = self.iter
-        if self.log_interval and it % self.log_interval == 0:
+        log = bool(self.log_interval and it % self.log_interval == 0)
+        visual = bool(self.visual_interval and it % self.visual_interval == 0 and it < self.total_iters)
+        val = bool(self.val_interval and it % self.val_interval == 0 and self.metrics)
+        snap = bool(not self.by_epoch and self.snapshot_interval and it % self.snapshot_interval == 0
+                    and it < self.total_iters)
+        if not (log or visual or val or snap):
+            return  # the steady state: no reads from the device
+        self.check_finite()
+        if log:
+            losses = self.meter.read_means()
             lrs = {k: o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
             speed = window_n / max(time.time() - window_t, 1e-9)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:4]}, refresh=False)
             with rng_neutral():
                 self._log(losses, lrs, speed)
-        if self.visual_interval and it % self.visual_interval == 0 and it < self.total_iters:
+        if visual:
             self.save_visuals()
-        if self.val_interval and it % self.val_interval == 0 and self.metrics:
+        if val:
             self.validate()
-        if not self.by_epoch and self.snapshot_interval and it % self.snapshot_interval == 0 and it < self.total_iters:
+        if snap:
             with rng_neutral():
-                self.save_checkpoint()
+                self.snapshot()
 
-    def _check_finite(self, losses):
-        for name, value in losses.items():
-            if not math.isfinite(value):
-                last = self.last_checkpoint or "none written yet"
-                raise NonFiniteLossError(f"loss '{name}' is {value} at iteration {self.iter}; stopped. "
-                                         f"Last good checkpoint: {last}")
+    def check_finite(self):
+        """Stop with NonFiniteLossError if any loss since the start was not finite, naming the
+        first such iteration and term (the same message on every process)."""
+        bad = self.meter.first_nonfinite(allreduce_min_ if self.world_size > 1 else None)
+        if bad is not None:
+            iteration, name, value = bad
+            last = self.last_checkpoint or "none written yet"
+            raise NonFiniteLossError(f"loss '{name}' is {value} at iteration {iteration}; stopped. "
+                                     f"Last good checkpoint: {last}")
 

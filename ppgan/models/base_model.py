@@ -18,8 +18,9 @@ class BaseModel:
 
     Subclasses implement:
         setup_input(batch: dict) -- move a batch to the device and keep what the step needs.
-        train_iter(optimizers: dict) -> dict[str, float] -- one training step; returns the
-            detached losses by name.
+        train_iter(optimizers: dict) -> dict[str, Tensor] -- one training step; returns the
+            detached 0-dim loss tensors by name, still on the device (the trainer reads them
+            only at log intervals, so a step never waits for the GPU).
         test_iter(metrics: dict | None) -- inference on the current input; fills
             `self.visual_items` and updates the metrics.
     and may override `visuals()` for the sample grids the trainer writes.
@@ -34,6 +35,7 @@ class BaseModel:
         self.current_iter = 0
         self.scaler = None          # torch.amp.GradScaler for fp16, set by the trainer
         self.distributed = False    # gradients are all-reduced in optimizer_step when True
+        self.compiled_cudagraphs = False  # nets compiled as CUDA graphs (set by the trainer)
 
     # ---- runtime -------------------------------------------------------------------------
     def setup_runtime(self, device=None, scaler=None, distributed=False):
@@ -51,6 +53,12 @@ class BaseModel:
     def eval(self):
         for net in self.nets.values():
             net.eval()
+
+    def keep(self, t):
+        """`t.detach()` for a net output kept beyond this step (visuals, image pools). When the
+        nets run as CUDA graphs the next replay overwrites their outputs, so it is a copy."""
+        t = t.detach()
+        return t.clone() if self.compiled_cudagraphs else t
 
     @staticmethod
     def set_requires_grad(nets, requires_grad=False):

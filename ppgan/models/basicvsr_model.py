@@ -81,9 +81,9 @@ class BasicVSRModel(BaseSRModel):
             with torch.no_grad():
                 for p, old in zip(scaled, before):
                     p.copy_(torch.lerp(old, p, self.lr_mult))  # old + lr_mult * (new - old)
-        self.output = output.detach()
+        self.output = self.keep(output)
         self._set_visuals()
-        return {self.loss_name: float(loss.detach())}
+        return {self.loss_name: loss.detach()}
 
     def forward_any_size(self, lq):
         net = self.nets["generator"]

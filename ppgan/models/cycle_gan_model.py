@@ -104,16 +104,17 @@ class CycleGANModel(TranslationModel):
         # D step on a history of fakes (the pools), generators detached.
         for opt in opts_d:
             opt.zero_grad(set_to_none=True)
-        losses["D_A_loss"] = self._d_loss(D_A, real_B, self.fake_B_pool.query(fake_B.detach()))
-        losses["D_B_loss"] = self._d_loss(D_B, real_A, self.fake_A_pool.query(fake_A.detach()))
+        fake_A, fake_B = self.keep(fake_A), self.keep(fake_B)  # the pools keep them
+        losses["D_A_loss"] = self._d_loss(D_A, real_B, self.fake_B_pool.query(fake_B))
+        losses["D_B_loss"] = self._d_loss(D_B, real_A, self.fake_A_pool.query(fake_A))
         self.backward(losses["D_A_loss"] + losses["D_B_loss"])
         for opt in opts_d:
             self.optimizer_step(opt)
 
-        self.fake_A, self.fake_B = fake_A.detach(), fake_B.detach()
-        self.rec_A, self.rec_B = rec_A.detach(), rec_B.detach()
+        self.fake_A, self.fake_B = fake_A, fake_B
+        self.rec_A, self.rec_B = self.keep(rec_A), self.keep(rec_B)
         self._set_visuals()
-        return {k: float(v.detach()) for k, v in losses.items()}
+        return {k: v.detach() for k, v in losses.items()}
 
     def _set_visuals(self):
         self.visual_items.clear()

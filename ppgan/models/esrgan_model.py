@@ -92,6 +92,6 @@ class ESRGAN(BaseSRModel):
             losses.update(l_d_real=l_d_real, l_d_fake=l_d_fake, out_d_real=real_d_pred.detach().mean(),
                           out_d_fake=fake_d_pred.detach().mean())
 
-        self.output = output.detach()
+        self.output = self.keep(output)
         self._set_visuals()
-        return {k: float(v.detach()) for k, v in losses.items()}
+        return {k: v.detach() for k, v in losses.items()}

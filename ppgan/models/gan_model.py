@@ -128,8 +128,8 @@ class GANModel(BaseModel):
                 self.backward(loss_g)
             self.optimizer_step(opt_g)
             losses["G_adv_loss"] = loss_g
-        self.fake = fake.detach()
-        return {k: float(v.detach()) for k, v in losses.items()}
+        self.fake = self.keep(fake)
+        return {k: v.detach() for k, v in losses.items()}
 
     # ---- evaluation ----------------------------------------------------------------------
     @torch.no_grad()

@@ -73,9 +73,9 @@ class Pix2PixModel(TranslationModel):
             self.backward(loss_g)
         self.optimizer_step(opt_g)
 
-        self.fake_B = fake_B.detach()
+        self.fake_B = self.keep(fake_B)
         self._set_visuals()
-        return {k: float(v.detach()) for k, v in losses.items()}
+        return {k: v.detach() for k, v in losses.items()}
 
     def _set_visuals(self):
         self.visual_items.clear()

@@ -114,16 +114,18 @@ class BaseSRModel(BaseModel):
         opt.zero_grad(set_to_none=True)
         output = self.nets["generator"](self.lq)
         loss = criterion(output, gt)
-        value = float(loss.detach())
+        value = loss.detach()
         if self.accept_step(value):
             self.backward(loss)
             self.optimizer_step(opt)
-        self.output = output.detach()
+        self.output = self.keep(output)
         self._set_visuals()
         return {self.loss_name: value}
 
     def accept_step(self, loss_value):
-        """Whether to apply this iteration's update (subclasses may skip exploding batches)."""
+        """Whether to apply this iteration's update (subclasses may skip exploding batches).
+        `loss_value` is a detached 0-dim tensor; reading it (float()) waits for the device, so
+        the base class never does."""
         return True
 
     # ---- evaluation --------------------------------------------------------------------------
@@ -196,6 +198,8 @@ class RCANModel(BaseSRModel):
         self.batch = 0
 
     def accept_step(self, loss_value):
+        # the guard is host control flow on the loss: one device read per step, RCAN only
+        loss_value = float(loss_value)
         accept = loss_value < self.SKIP_THRESHOLD * self.error_last
         self.batch += 1
         if self.batch % 1000 == 0:

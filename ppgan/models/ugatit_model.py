@@ -151,10 +151,10 @@ class UGATITModel(TranslationModel):
         clip_rho_(gen_a2b)
         clip_rho_(gen_b2a)
 
-        self.fake_A2B, self.fake_B2A = fake_A2B.detach(), fake_B2A.detach()
+        self.fake_A2B, self.fake_B2A = self.keep(fake_A2B), self.keep(fake_B2A)
         self._set_visuals()
         losses = {"discriminator_loss": d_loss, "generator_loss": g_loss, **terms}
-        return {k: float(v.detach()) for k, v in losses.items()}
+        return {k: v.detach() for k, v in losses.items()}
 
     def _set_visuals(self):
         self.visual_items.clear()

@@ -62,7 +62,7 @@ def test_conditional_and_latent_plane(tiny_cfg, tmp_path):
 def test_bad_weight_file(tmp_path):
     bad = tmp_path / "x_weight.pth"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(PPGANError, match="cannot load checkpoint"):
+    with pytest.raises(PPGANError, match="not a checkpoint"):
         GANPredictor(weight_path=str(bad), device="cpu")
     with pytest.raises(PPGANError, match="not found"):
         GANPredictor(weight_path=str(tmp_path / "missing.pth"), device="cpu")

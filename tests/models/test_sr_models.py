@@ -95,8 +95,10 @@ def metrics():
 
 
 def assert_finite(losses, keys):
+    """train_iter returns detached 0-dim tensors (read by the trainer only at log intervals)."""
     assert set(losses) == set(keys)
-    assert all(isinstance(v, float) and math.isfinite(v) for v in losses.values()), losses
+    assert all(torch.is_tensor(v) and v.ndim == 0 and not v.requires_grad and math.isfinite(v)
+               for v in losses.values()), losses
 
 
 # ---- BaseSRModel / RCANModel ----------------------------------------------------------------
@@ -212,10 +214,10 @@ def test_esrgan_gan_stage_relativistic_losses_and_updates(tmp_path):
     g_before, d_before = params(g), params(d)
     losses = model.train_iter(optimizers(model, {"optimG": ["generator"], "optimD": ["discriminator"]}))
     assert_finite(losses, {"loss_pix", "loss_percep", "l_g_gan", "l_d_real", "l_d_fake", "out_d_real", "out_d_fake"})
-    assert losses["l_d_real"] == pytest.approx(float(exp_d_real), rel=1e-4)
-    assert losses["l_d_fake"] == pytest.approx(float(exp_d_fake), rel=1e-4)
-    assert losses["l_g_gan"] == pytest.approx(float(exp_g_gan), rel=1e-4)
-    assert losses["out_d_real"] == pytest.approx(float(real.mean()), rel=1e-4, abs=1e-6)
+    assert float(losses["l_d_real"]) == pytest.approx(float(exp_d_real), rel=1e-4)
+    assert float(losses["l_d_fake"]) == pytest.approx(float(exp_d_fake), rel=1e-4)
+    assert float(losses["l_g_gan"]) == pytest.approx(float(exp_g_gan), rel=1e-4)
+    assert float(losses["out_d_real"]) == pytest.approx(float(real.mean()), rel=1e-4, abs=1e-6)
     assert moved(g_before, g) == set(g_before) and moved(d_before, d) == set(d_before)
     assert not moved(vgg_before, vgg) and all(p.grad is None for p in vgg.parameters())
     assert all(p.requires_grad for p in d.parameters())  # unfrozen after the G step
