@@ -322,6 +322,8 @@ def main(argv=None):
                         if device.type == "cuda":
                             torch.cuda.synchronize()
                         t0 = time.perf_counter()
+                    if tr.cudagraphs:
+                        torch.compiler.cudagraph_mark_step_begin()
                     if gen_net is not None and hasattr(gen_net, "random_inputs"):
                         z = gen_net.random_inputs(n, device=device)
                         gen_net(*(z if isinstance(z, (list, tuple)) else [z]))

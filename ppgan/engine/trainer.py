@@ -385,7 +385,8 @@ class Trainer:
                               f"{', '.join(COMPILE_MODES)} (or false)")
         missing = compile_toolchain_missing(self.device)
         if missing:
-            raise ConfigError(f"compile: {mode} on {self.device.type} needs {missing}; install it or set compile: false")
+            raise ConfigError(f"compile: {mode} on {self.device.type} needs {missing}; "
+                              "install it or set compile: false")
         return mode
 
     def _compile(self, mode):
@@ -497,6 +498,7 @@ class Trainer:
 
         paths = []
         with rng_neutral(), torch.no_grad():
+            self._mark_step()
             items = self.model.visuals()
             nrow = getattr(self.model, "samples_every_row", 8)
             for name, batch in items.items():
@@ -521,6 +523,7 @@ class Trainer:
                 m.reset()
             self.model.eval()
             for i, batch in enumerate(loader):
+                self._mark_step()
                 self.model.setup_input(batch)
                 with self._autocast():
                     self.model.test_iter(metrics=self.metrics)
@@ -567,6 +570,12 @@ class Trainer:
             return None
         path = os.path.join(self.run_dir, "before_after.png")
         return save_grid(torch.cat([r[:n] for r in rows]), path, nrow=n)
+
+    def _mark_step(self):
+        """Start a new CUDA-graph step: outputs of earlier replays may be overwritten from
+        here on (models `keep()` copies of what they hold on to)."""
+        if self.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -648,8 +657,7 @@ class Trainer:
         device (see `check_finite` for where values are read)."""
         if self.world_size > 1:
             self._broadcast_state()
-        if self.cudagraphs:
-            torch.compiler.cudagraph_mark_step_begin()
+        self._mark_step()
         self.model.current_iter = self.iter
         self.model.setup_input(batch)
         with self._autocast():
