@@ -20,7 +20,6 @@ from ...weights import load_into, resolve_vgg
 from .builder import CRITERIONS
 
 PADDLEGAN_VGG_URL = "https://paddlegan.bj.bcebos.com/models/{}.pdparams"  # PaddleGAN's default `pretrained`
-NO_WEIGHTS = "deterministic"  # weight_path value for untrained, seeded VGG weights (tests)
 CRITERIA = ("l1", "l2", "fro")
 
 
