@@ -149,9 +149,9 @@ class Preprocess:
         for step in self.steps:
             try:
                 datas = step(datas, rng)
-            except DatasetError:
-                raise
             except Exception as e:
+                if isinstance(e, DatasetError) and not isinstance(step, Transforms):
+                    raise  # already names its file
                 paths = ", ".join(str(v) for k, v in datas.items() if k.endswith("_path"))
                 msg = e.args[0] if isinstance(e, KeyError) and e.args else e
                 raise DatasetError(f"preprocess step {type(step).__name__} failed ({paths}): {msg}") from e

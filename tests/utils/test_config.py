@@ -22,7 +22,7 @@ def test_every_shipped_config_loads_and_builds(tmp_path, monkeypatch):
     for path in paths:
         cfg = load_config(path)
         if "perceptual_criterion" in cfg["model"]:
-            with pytest.raises(CheckpointError, match=r"\.cache/ppgan/vgg19\.pdparams"):
+            with pytest.raises(CheckpointError, match=r"\.cache/ppgan/weights/vgg19\.pdparams"):
                 build_model(cfg["model"])
             cfg["model"]["perceptual_criterion"]["weight_path"] = "deterministic"
         model = build_model(cfg["model"])
