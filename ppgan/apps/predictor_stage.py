@@ -15,20 +15,13 @@ identity from the predictor, so a video job continues only with the same model:
 Apps with state across frames subclass it in their own module (DeOldify's chroma smoothing,
 EDVR's sliding window, BasicVSR's clips).
 """
-import torch
 
 from ..video import FrameStage
 
 
 def precision_of(predictor):
     """The dtype the predictor's net computes in, as a string ('float32', 'float16', ...)."""
-    dtype = getattr(predictor, "compute_dtype", None)
-    if dtype is None:
-        if getattr(predictor, "half", False):
-            dtype = torch.float16
-        else:
-            dtype = next((p.dtype for p in predictor.net.parameters()), torch.float32)
-    return str(dtype).replace("torch.", "")
+    return str(predictor.compute_dtype).replace("torch.", "")
 
 
 def predictor_identity(predictor):

@@ -202,26 +202,23 @@ class DevicePrefetcher:
             return _to_device(batch, self.device)
 
 
-def _to_device(obj, device):
+def _map_tensors(fn, obj):
+    """`fn` applied to every tensor in a batch (nested dicts, lists and tuples kept)."""
     if torch.is_tensor(obj):
-        return obj.to(device, non_blocking=True)
+        return fn(obj)
     if isinstance(obj, dict):
-        return type(obj)((k, _to_device(v, device)) for k, v in obj.items())
+        return type(obj)((k, _map_tensors(fn, v)) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(v, device) for v in obj)
+        return type(obj)(_map_tensors(fn, v) for v in obj)
     return obj
 
 
+def _to_device(obj, device):
+    return _map_tensors(lambda t: t.to(device, non_blocking=True), obj)
+
+
 def _record_stream(obj, stream):
-    if torch.is_tensor(obj):
-        if obj.is_cuda:
-            obj.record_stream(stream)
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            _record_stream(v, stream)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            _record_stream(v, stream)
+    _map_tensors(lambda t: t.record_stream(stream) if t.is_cuda else None, obj)
 
 
 class Trainer:
@@ -442,10 +439,12 @@ class Trainer:
         self.last_checkpoint = base + "_checkpoint.pth"
         return self.last_checkpoint
 
-    def snapshot(self):
-        """Check the losses so far, then save a checkpoint (every process checks; rank 0 writes;
-        every process remembers the path, so a later error message is the same everywhere)."""
-        self.check_finite()
+    def snapshot(self, check=True):
+        """Check the losses so far (unless the caller just did), then save a checkpoint (every
+        process checks; rank 0 writes; every process remembers the path, so a later error message
+        is the same everywhere)."""
+        if check:
+            self.check_finite()
         path = self.save_checkpoint()
         if not self.is_main:
             self.last_checkpoint = os.path.join(self.run_dir, f"iter_{self.iter}_checkpoint.pth")
@@ -693,7 +692,7 @@ class Trainer:
             self.validate()
         if snap:
             with rng_neutral():
-                self.snapshot()
+                self.snapshot(check=False)  # checked above
 
     def check_finite(self):
         """Stop with NonFiniteLossError if any loss since the start was not finite, naming the

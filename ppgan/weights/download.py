@@ -12,7 +12,6 @@ download the sha256 that was seen is written beside the file as `<file>.sha256` 
 use, so a file that changed or was truncated after download is caught. The first download
 itself is only as trustworthy as the connection that delivered it.
 """
-import hashlib
 import http.client
 import os
 import shutil
@@ -26,6 +25,7 @@ import urllib.request
 
 from ..utils.errors import CheckpointError, PPGANError
 from ..utils.io import atomic_write_text
+from .hashing import sha256sum
 
 CHUNK = 1 << 20
 SIDECAR_SUFFIX = ".sha256"
@@ -50,15 +50,6 @@ def cache_dir():
 def weights_dir():
     """Where downloaded weights live: `<cache_dir()>/weights`."""
     return os.path.join(cache_dir(), "weights")
-
-
-def sha256sum(path):
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def sniff_weight_format(path):

@@ -1,4 +1,5 @@
-"""sha256 of weight files, cached in memory by (realpath, size, mtime_ns)."""
+"""sha256 of weight files: `sha256sum` reads the file every time (verification);
+`file_sha256` caches the digest in memory by (realpath, size, mtime_ns) (fingerprints)."""
 
 import hashlib
 import os
@@ -6,6 +7,15 @@ import threading
 
 _CACHE = {}
 _LOCK = threading.Lock()
+
+
+def sha256sum(path):
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def file_sha256(path):
@@ -20,13 +30,8 @@ def file_sha256(path):
     key = (real, st.st_size, st.st_mtime_ns)
     with _LOCK:
         cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
-    digest = hashlib.sha256()
-    with open(real, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    value = digest.hexdigest()
-    with _LOCK:
-        _CACHE[key] = value
-    return value
+    if cached is None:
+        cached = sha256sum(real)
+        with _LOCK:
+            _CACHE[key] = cached
+    return cached

@@ -243,6 +243,15 @@ def load(source, spec=None, key=None, weight_path=None, download=True, progress=
 
 # ---------------------------------------------------------------- into nets
 
+def _shape_mismatch(state, own):
+    """('N shape mismatches (e.g. ...)', ...) for entries of `state` whose shape differs from the net's."""
+    bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if not bad:
+        return []
+    return [f"{len(bad)} shape mismatches (e.g. {bad[0]} {list(state[bad[0]].shape)} vs model "
+            f"{list(own[bad[0]].shape)})"]
+
+
 def load_state_strict(net, state, source):
     """`net.load_state_dict(state, strict=True)`, with a one-line CheckpointError naming what is
     missing, unexpected or of the wrong shape (with examples) instead of torch's long message.
@@ -250,17 +259,13 @@ def load_state_strict(net, state, source):
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shape_bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shape_bad:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing in file (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} not in model (e.g. {', '.join(unexpected[:3])})")
-        if shape_bad:
-            k = shape_bad[0]
-            parts.append(f"{len(shape_bad)} shape mismatches (e.g. {k} {list(state[k].shape)} vs model "
-                         f"{list(own[k].shape)})")
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing in file (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} not in model (e.g. {', '.join(unexpected[:3])})")
+    parts += _shape_mismatch(state, own)
+    if parts:
         raise CheckpointError(f"weights in {source} do not fit {type(net).__name__}: {'; '.join(parts)}")
     net.load_state_dict(state, strict=True)
     return net
@@ -269,10 +274,9 @@ def load_state_strict(net, state, source):
 def _load_state_loose(net, state, source):
     """strict=False: load what fits by name and shape (shape mismatches are still an error)."""
     own = net.state_dict()
-    bad = [k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
+    bad = _shape_mismatch(state, own)
     if bad:
-        raise CheckpointError(f"weights in {source} do not fit {type(net).__name__}: {len(bad)} shape mismatches "
-                              f"(e.g. {bad[0]} {list(state[bad[0]].shape)} vs model {list(own[bad[0]].shape)})")
+        raise CheckpointError(f"weights in {source} do not fit {type(net).__name__}: {bad[0]}")
     net.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
     return net
 
