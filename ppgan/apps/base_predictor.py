@@ -6,7 +6,9 @@
 channels-last on CUDA, others under autocast) with an automatic fp32 retry of any tile whose
 output is not finite, and a tile size
 chosen from the device's memory (its total, not what happens to be free, so that a second run
-gives the same output; see `memory_budget`) that is halved and retried on out-of-memory.
+gives the same output; see `memory_budget`) that is halved and retried on out-of-memory. Running
+out of CPU memory (torch's allocator, numpy's MemoryError, an address-space limit set by
+`ulimit -v`) is handled like CUDA's: smaller tiles, then one line naming the memory needed.
 
 `ImagePredictor` adds the image conventions: `predict(img)` takes an HxWxC uint8 RGB array
 (also HxW gray, HxWx4 RGBA and uint16 images) and returns an array in the same layout and
@@ -25,9 +27,14 @@ import torch
 
 from ..utils.device import resolve_device
 from ..utils.errors import ConfigError, PPGANError
+from ..utils.inference import (address_space_limit, address_space_room, failed_allocation, format_bytes, is_out_of_memory,
+                               memory_situation)
 from ..utils.tiling import tiled_forward
 
-OOM_ERRORS = (torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else (torch.cuda.OutOfMemoryError,)
+# What running out of memory raises: CUDA's OutOfMemoryError, MemoryError (numpy's too) and the
+# RuntimeError of torch's CPU allocator (`is_out_of_memory` tells those from other RuntimeErrors).
+OOM_ERRORS = ((torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else (torch.cuda.OutOfMemoryError,)) \
+    + (MemoryError, RuntimeError)
 MIN_TILE = 32
 
 
@@ -57,7 +64,9 @@ def memory_budget(device):
                     break
     except OSError:
         pass
-    return min(max(total // 8, 1 << 30), 4 << 30)
+    budget = min(max(total // 8, 1 << 30), 4 << 30)
+    limit = address_space_limit()  # `ulimit -v`: a fixed setting too, so still the same tiles every run
+    return min(budget, max(limit // 8, 64 << 20)) if limit else budget
 
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -213,6 +222,10 @@ class BasePredictor:
             if h * w <= tile * tile:  # the whole image fits the budget: one window, exact
                 tile = 0
         tile = int(tile) or max(h, w)
+        io_bytes, out_elems = self._io_bytes(net, x, scale)
+        room = address_space_room()
+        if room is not None and io_bytes > room:  # under `ulimit -v`: the output tensor cannot fit at all
+            raise self._out_of_memory(net, x, scale, tile, overlap, io_bytes, None, True)
         while True:
             try:
                 with torch.no_grad():
@@ -223,17 +236,48 @@ class BasePredictor:
                         self._log(f"[ppgan] {self.stats['fp32_retries'] - before} tile(s) overflowed in {self.precision} "
                                   f"and were recomputed in fp32")
                     return out.float()
-            except OOM_ERRORS:
+            except OOM_ERRORS as e:
+                if not is_out_of_memory(e):
+                    raise
+                failed = failed_allocation(e)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-                if not getattr(net, "tileable", True):
-                    raise PPGANError(f"out of memory on {self.device}; {type(net).__name__} sees the whole "
-                                     f"image at once and cannot be tiled: use a smaller input size") from None
-                if tile <= MIN_TILE:
-                    raise PPGANError(f"out of memory even with {MIN_TILE}-pixel tiles on {self.device}") from None
+                # the output tensor itself did not fit (it is allocated whole): smaller tiles cannot help
+                output_failed = failed is not None and failed in (out_elems * 4, out_elems * 2)
+                whole = not getattr(net, "tileable", True)
+                if whole or output_failed or tile <= MIN_TILE:
+                    raise self._out_of_memory(net, x, scale, tile, overlap, io_bytes, failed,
+                                              whole or output_failed) from None
                 self.stats["oom_retries"] += 1
                 tile = max(MIN_TILE, tile // 2)
                 self._log(f"[ppgan] out of memory: retrying with {tile}-pixel tiles")
+
+    def _io_bytes(self, net, x, scale):
+        """(bytes of the float32 input and output tensors, output elements) of `forward_image`."""
+        s = int(scale or getattr(net, "scale", 0) or getattr(net, "upscale", 0) or 1)
+        n, c, h, w = x.shape
+        out_elems = n * int(getattr(net, "out_channels", 0) or c) * h * s * w * s
+        return x.numel() * 4 + out_elems * 4, out_elems
+
+    def _out_of_memory(self, net, x, scale, tile, overlap, io_bytes, failed, whole):
+        """The one-line PPGANError for an image `forward_image` could not fit in memory; `whole`:
+        smaller tiles would not help (an untileable net, or the output tensor does not fit)."""
+        h, w = x.shape[-2:]
+        s = int(scale or getattr(net, "scale", 0) or getattr(net, "upscale", 0) or 1)
+        what = f"a {w}x{h} image" + (f" at x{s}" if s > 1 else "")
+        could_not = f"; could not allocate {format_bytes(failed)}" if failed else ""
+        bpp = getattr(net, "inference_bytes_per_pixel", 16384) / (2 if self.half else 1)
+        if not getattr(net, "tileable", True):
+            need = io_bytes + bpp * h * w
+            how = f"{type(net).__name__} sees the whole image at once and cannot be tiled: use a smaller image"
+        else:
+            side = min(tile, max(h, w)) + 2 * overlap
+            need = io_bytes + bpp * side * side
+            how = ("the output alone does not fit: use a smaller image" if whole else
+                   f"even {MIN_TILE}-pixel tiles do not fit: use a smaller image")
+        return PPGANError(f"out of memory on {self.device}: {what} needs about {format_bytes(need)} "
+                          f"({format_bytes(io_bytes)} for the input and output tensors){could_not}"
+                          f"{memory_situation()}; {how}, free memory or raise the limit")
 
     @torch.no_grad()
     def run(self, *args, **kwargs):
@@ -278,10 +322,9 @@ def merge_image(rgb, alpha, layout, keep_gray=True):
         out = np.concatenate([rgb, np.clip(alpha, 0.0, 1.0)[..., None]], axis=2)
     else:
         out = rgb
-    if dtype == np.uint8:
-        return (out * 255.0 + 0.5).astype(np.uint8)
-    if dtype == np.uint16:
-        return (out * 65535.0 + 0.5).astype(np.uint16)
+    if dtype in (np.uint8, np.uint16):  # out is a copy made here: scaled in place (no 4x-size temporaries)
+        out *= 255.0 if dtype == np.uint8 else 65535.0
+        out += 0.5
     return out.astype(dtype)
 
 
@@ -351,8 +394,18 @@ class ImagePredictor(BasePredictor):
     def run_image(self, path, out_path):
         from ..utils.image import imread, imwrite
 
-        img = imread(path, mode="unchanged")
-        imwrite(out_path, self.predict(img))
+        import cv2
+
+        try:
+            img = imread(path, mode="unchanged")
+            imwrite(out_path, self.predict(img))
+        except (MemoryError, RuntimeError, cv2.error) as e:  # numpy / OpenCV ran out of memory
+            if not is_out_of_memory(e):
+                raise
+            failed = failed_allocation(e)
+            raise PPGANError(f"out of memory processing {path}"
+                             + (f": could not allocate {format_bytes(failed)}" if failed else "")
+                             + f"{memory_situation()}; use a smaller image, free memory or raise the limit") from None
         return out_path
 
     # -- video ------------------------------------------------------------------------------

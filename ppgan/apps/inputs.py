@@ -8,7 +8,10 @@
 - a glob (`photos/*.jpg`, `**/*.png`) -> the matching files, outputs flat in `<output>/<app>/`.
 
 In folder / glob mode a file that cannot be read is reported and skipped, the rest is
-processed, and the result says how many failed (the CLIs exit with 3 then).
+processed, and the result says how many failed (the CLIs exit with 3 then). An entry that is not
+a regular file (a FIFO, socket or device named like an image, a broken link) is one of those:
+it is reported as failed and never opened (opening a FIFO would wait for a writer forever). One
+named as the single input is an error.
 """
 import dataclasses
 import glob as globlib
@@ -16,7 +19,7 @@ import os
 
 from ..utils.errors import USER_ERRORS, PPGANError, one_line
 from ..utils.image import IMAGE_EXTENSIONS, is_image_file
-from ..utils.io import check_writable_dir, same_file
+from ..utils.io import check_writable_dir, not_regular_reason, same_file
 from ..video import VIDEO_EXTS
 
 VIDEO_EXTENSIONS = tuple(sorted(VIDEO_EXTS))
@@ -48,10 +51,16 @@ def _has_glob(s):
 
 
 def check_input_exists(spec):
-    """Raise 'input not found' unless `spec` is an existing path or a glob (cheap: no walk)."""
+    """Raise 'input not found' unless `spec` is an existing path or a glob, and an error when it
+    is a FIFO, socket or device (cheap: stats only, no walk, nothing opened)."""
     spec = os.fspath(spec)
     if not os.path.exists(spec) and not _has_glob(spec):
-        raise PPGANError(f"input not found: {spec}")
+        link = " (a broken symbolic link)" if os.path.islink(spec) else ""
+        raise PPGANError(f"input not found: {spec}{link}")
+    if os.path.exists(spec) and not os.path.isdir(spec):
+        why = not_regular_reason(spec)
+        if why is not None:  # a FIFO or device: never opened (a FIFO would block forever)
+            raise PPGANError(f"input {spec} {why} or folder")
 
 
 def collect_inputs(spec):
@@ -71,8 +80,8 @@ def collect_inputs(spec):
             raise PPGANError(f"no image or video files in folder {spec} "
                              f"(looked for {', '.join(IMAGE_EXTENSIONS)} and videos)")
         return "folder", spec, found
-    if _has_glob(spec):
-        found = sorted(p for p in globlib.glob(spec, recursive=True) if os.path.isfile(p))
+    if _has_glob(spec):  # folders aside, every match is an input; special files fail in process_one
+        found = sorted(p for p in globlib.glob(spec, recursive=True) if not os.path.isdir(p))
         if not found:
             raise PPGANError(f"no files match {spec}")
         return "glob", None, found
@@ -91,6 +100,9 @@ def default_output_name(pred, src):
 def process_one(pred, src, dst, video_options, progress):
     """One input file -> dst; returns dst. The caller has checked that `dst` is not `src` and
     that its folder is writable."""
+    why = not_regular_reason(src)
+    if why is not None:  # a FIFO named a.png would block the reader (or ffmpeg) forever
+        raise PPGANError(f"{src} {why}; not read")
     if is_video_path(src):
         from ..video import process_video
 

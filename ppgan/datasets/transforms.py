@@ -344,8 +344,8 @@ class SRNoise(Transform):
         folder = os.path.expanduser(os.fspath(noise_path))
         if not os.path.isdir(folder):
             raise DatasetError(f"SRNoise noise folder not found: {folder}")
-        self.noise_files = sorted(os.path.join(folder, f) for f in os.listdir(folder)
-                                  if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
+        self.noise_files = sorted(e.path for e in os.scandir(folder)  # regular files only: no FIFO
+                                  if os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS and e.is_file())
         if not self.noise_files:
             raise DatasetError(f"SRNoise found no noise images in {folder}")
         self.size = int(size)

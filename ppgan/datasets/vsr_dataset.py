@@ -281,13 +281,15 @@ def default_vsr_preprocess(index_step=None):
 
 # ---- helpers -------------------------------------------------------------------------------------
 def list_frames(folder):
-    """Sorted image files directly in `folder` (hidden files skipped)."""
+    """Sorted image files directly in `folder` (hidden files and entries that are not regular
+    files, such as a FIFO named 0001.png, skipped)."""
     try:
-        names = os.listdir(folder)
+        entries = list(os.scandir(folder))
     except OSError:
         return []
-    return sorted(os.path.join(folder, n) for n in names
-                  if not n.startswith(".") and os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS)
+    return sorted(e.path for e in entries
+                  if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
+                  and e.is_file())
 
 
 def list_clips(folder):

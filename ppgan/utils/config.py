@@ -6,6 +6,7 @@ import re
 
 import yaml
 
+from . import yaml_safe
 from .errors import ConfigError, closest
 
 # Top-level keys of a config and, for the fixed-schema sections, their keys.
@@ -72,10 +73,13 @@ def _floats(obj):
 
 
 def _parse_value(text):
+    if text == "":
+        return ""
     try:
-        return _floats(yaml.safe_load(text)) if text != "" else ""
-    except yaml.YAMLError as e:
-        raise ConfigError(f"cannot parse override value {text!r}: {e.problem}") from None
+        return _floats(yaml_safe.loads(text, "override"))
+    except ConfigError as e:
+        why = str(e).split(": ", 1)[-1]
+        raise ConfigError(f"cannot parse override value {text!r}: {why}") from None
 
 
 def _compatible(old, new):
@@ -140,25 +144,11 @@ def _accepts_new_key(keys):
 
 
 def load_config(path, overrides=None):
-    """Read `path` with yaml.safe_load, apply overrides, validate; return a plain dict."""
+    """Read `path` with the bounded safe YAML reader (`ppgan.utils.yaml_safe`), apply overrides,
+    validate; return a plain dict."""
     if not path:
         raise ConfigError("no config given: use -c configs/<name>.yaml")
-    if not os.path.isfile(path):
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            cfg = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"invalid YAML in {path}{where}: {getattr(e, 'problem', e)}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config {path}: {e}") from None
-    if cfg is None:
-        raise ConfigError(f"config file is empty: {path}")
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"config {path} must be a YAML mapping at the top level")
-    cfg = _floats(cfg)
+    cfg = _floats(yaml_safe.read_yaml(os.fspath(path), "config"))
     apply_overrides(cfg, overrides)
     return validate_config(cfg)
 

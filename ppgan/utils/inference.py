@@ -70,3 +70,91 @@ def padded_video_forward(net, x, multiple=1, min_size=1):
         return out
     scale = out.shape[-1] / wp
     return out[..., : round(h * scale), : round(w * scale)]
+
+
+# ---------------------------------------------------------------- running out of memory
+# Words by which native code reports an allocation it could not make: torch's CPU allocator
+# ("DefaultCPUAllocator: can't allocate memory"), CUDA ("out of memory"), OpenCV ("Insufficient
+# memory"), a thread whose stack could not be mapped ("can't start new thread").
+_OOM_WORDS = ("can't allocate memory", "cannot allocate memory", "out of memory", "insufficient memory",
+              "failed to allocate", "std::bad_alloc", "can't start new thread")
+# oneDNN's "could not create a primitive" is usually a failed allocation, but not always: it
+# counts only while an address-space limit is set.
+_OOM_WORDS_UNDER_LIMIT = ("could not create a primitive",)
+
+
+def is_out_of_memory(exc):
+    """True when `exc` means memory ran out: MemoryError (numpy's `_ArrayMemoryError` too), torch's
+    OutOfMemoryError (CUDA), or a RuntimeError / cv2.error whose text says an allocation failed."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    if not isinstance(exc, RuntimeError) and type(exc).__module__.partition(".")[0] != "cv2":
+        return False
+    text = str(exc).lower()
+    words = _OOM_WORDS + (_OOM_WORDS_UNDER_LIMIT if address_space_limit() else ())
+    return any(w in text for w in words)
+
+
+def failed_allocation(exc):
+    """Bytes of the allocation `exc` reports as failed ("tried to allocate 2097152 bytes",
+    "Tried to allocate 1.50 GiB"), or None."""
+    import re
+
+    text = str(exc)
+    m = re.search(r"allocate (\d+) bytes", text)
+    if m:
+        return int(m.group(1))
+    m = re.search(r"allocate ([\d.]+) ([KMGT]i?B)", text)
+    if m:
+        return int(float(m.group(1)) * 1024 ** ("KMGT".index(m.group(2)[0]) + 1))
+    return None
+
+
+def format_bytes(n):
+    """'512 KiB', '192 MiB', '1.5 GiB'."""
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            break
+        n /= 1024
+    return f"{n:.0f} {unit}" if n >= 10 or unit == "B" else f"{n:.1f} {unit}"
+
+
+def address_space_limit():
+    """The soft address-space limit of this process in bytes (`ulimit -v`), or None if unlimited."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, OSError, ValueError, AttributeError):  # not on Linux / macOS
+        return None
+    return None if soft in (resource.RLIM_INFINITY, -1) else int(soft)
+
+
+def address_space_used():
+    """Virtual memory this process has mapped (VmSize, what `ulimit -v` limits), in bytes, or None."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def memory_situation():
+    """' (the process uses 1.1 GiB of its 1.2 GiB address-space limit, ulimit -v)' when a limit is
+    set, else '': the tail of an out-of-memory message."""
+    limit, used = address_space_limit(), address_space_used()
+    if not limit:
+        return ""
+    if used is None:
+        return f" (address-space limit {format_bytes(limit)}, ulimit -v)"
+    return f" (the process uses {format_bytes(used)} of its {format_bytes(limit)} address-space limit, ulimit -v)"
+
+
+def address_space_room():
+    """Bytes this process may still map under its address-space limit, or None without a limit."""
+    limit, used = address_space_limit(), address_space_used()
+    return None if not limit or used is None else max(0, limit - used)

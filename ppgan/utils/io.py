@@ -1,6 +1,9 @@
-"""Atomic file writes: a temp file in the target folder, then os.replace."""
+"""Atomic file writes (a temp file in the target folder, then os.replace), and reading a file
+that must be a regular one (never blocking on a FIFO or a device)."""
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 
 
@@ -68,3 +71,60 @@ def check_writable_dir(path):
         os.remove(probe)
     except OSError as e:
         raise PPGANError(f"output folder is not writable: {path} ({e.strerror or e})") from None
+
+
+def special_kind(mode):
+    """None for a regular file's `st_mode`, else what the entry is ('a FIFO', 'a socket', ...)."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def not_regular_reason(path):
+    """None when `path` is a regular file (or a link to one), else why not, as words: 'is a FIFO
+    (named pipe), not a regular file', 'is a broken symbolic link', 'does not exist'. Only stats
+    the path: never opens it."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "is a broken symbolic link" if os.path.islink(path) else "does not exist"
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    kind = special_kind(st.st_mode)
+    return None if kind is None else f"is {kind}, not a regular file"
+
+
+def read_regular(path, max_bytes=None):
+    """The bytes of `path`, which must be a regular file (or a link to one) of at most `max_bytes`.
+
+    A FIFO, socket, device or folder is refused without being read (a FIFO is opened
+    non-blocking, so a path swapped for one after the check cannot hang us either).
+
+    Raises:
+        FileNotFoundError: missing, or a broken link.
+        OSError: not a regular file (strerror 'is a FIFO (named pipe), not a regular file'),
+            larger than `max_bytes` (errno EFBIG), or unreadable.
+    """
+    path = os.fspath(path)
+    why = not_regular_reason(path)
+    if why == "does not exist" or why == "is a broken symbolic link":
+        raise FileNotFoundError(errno.ENOENT, why, path)
+    if why is not None:
+        raise OSError(errno.EINVAL, why, path)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        kind = special_kind(st.st_mode)
+        if kind is not None:
+            raise OSError(errno.EINVAL, f"is {kind}, not a regular file", path)
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise OSError(errno.EFBIG, f"{st.st_size} bytes, more than the {max_bytes} allowed", path)
+        data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise OSError(errno.EFBIG, f"more than the {max_bytes} bytes allowed", path)
+    return data

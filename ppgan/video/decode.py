@@ -16,8 +16,8 @@ import threading
 
 import numpy as np
 
-from .ffmpeg import (END, SWS_FLAGS, Failure, VideoError, drain, ff_path, ffmpeg_args, fps_mode_args, kill,
-                     queue_size, stderr_summary)
+from .ffmpeg import (END, SWS_FLAGS, Failure, VideoError, crash_message, drain, ff_path, ffmpeg_args, fps_mode_args,
+                     kill, queue_size, stderr_summary)
 from .probe import probe_video, rate_str
 
 log = logging.getLogger("ppgan.video")
@@ -126,7 +126,7 @@ def _frame_generator(args, path, w, h, info, start_frame, check_count, on_decode
         err.seek(0)
         text = err.read().decode("utf-8", "replace")
         if rc != 0:
-            raise VideoError(f"decoding {path} failed: {stderr_summary(text)}")
+            raise VideoError(f"decoding {path} failed: {crash_message(rc, text) if rc < 0 else stderr_summary(text)}")
         expected = max(0, info.n_frames - int(start_frame))
         if expected and count == 0:
             raise VideoError(f"decoding {path} produced no frames: {stderr_summary(text)}")

@@ -6,8 +6,11 @@
   long`) and cached per binary. Options that appeared in later releases are chosen from them: see
   `fps_mode_args` (`-fps_mode` is ffmpeg >= 5.1; older builds, such as the 4.2.2 bundled by
   imageio-ffmpeg 0.4.9-0.5.1, only know `-vsync`).
+* `ffmpeg_encoders()`: {encoder: (kind, codec, experimental)} from `ffmpeg -encoders`, and
+  `encoder_pix_fmts(encoder)`: the pixel formats it takes; both read once per binary.
 * `run(args, what)`: one ffmpeg call with an argument list (never a shell string); a failure
-  becomes a one-line `VideoError` made of ffmpeg's own words (`stderr_summary`).
+  becomes a one-line `VideoError` made of ffmpeg's own words (`stderr_summary`), a crash (ffmpeg
+  killed by a signal) one saying so.
 * Helpers for the reader/writer threads that stream frames through ffmpeg's pipes: bounded
   queue sizing, draining, and killing a child process.
 """
@@ -17,6 +20,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import subprocess
 
 from ..utils.errors import PPGANError
@@ -98,6 +102,37 @@ def fps_mode_args(mode):
                      f"install imageio-ffmpeg>=0.6 or point {ENV_EXE} at ffmpeg 5.1 or newer")
 
 
+@functools.lru_cache(maxsize=8)
+def _encoders(exe):
+    out, _ = run(["-encoders"], "ffmpeg -encoders")
+    found = {}
+    for line in out.decode("utf-8", "replace").splitlines():
+        m = re.match(r"^ ([VAS]([\w.]{5})) ([\w-]+)\s+(.*)$", line)
+        if m and m.group(3) != "=":
+            codec = re.search(r"\(codec (\w+)\)\s*$", m.group(4))
+            found[m.group(3)] = (m.group(1)[0], codec.group(1) if codec else m.group(3), "X" in m.group(2)[:4])
+    return found
+
+
+def ffmpeg_encoders():
+    """{encoder name: (kind 'V'/'A'/'S', codec name, experimental)} of the current binary, e.g.
+    'libx264': ('V', 'h264', False); read once per binary."""
+    return _encoders(ffmpeg_exe())
+
+
+@functools.lru_cache(maxsize=64)
+def _encoder_pix_fmts(exe, encoder):
+    out, err = run(["-h", f"encoder={encoder}"], "ffmpeg -h", ok_codes=None)
+    m = re.search(r"Supported pixel formats:([^\n]*)", out.decode("utf-8", "replace") + err)
+    return tuple(m.group(1).split()) if m else ()
+
+
+def encoder_pix_fmts(encoder):
+    """The pixel formats video encoder `encoder` takes (ffmpeg picks one of them when asked for
+    another); () when ffmpeg does not say (any format, or an unknown encoder). Read once."""
+    return _encoder_pix_fmts(ffmpeg_exe(), encoder)
+
+
 # ---- running it ------------------------------------------------------------------------------
 
 _NOISE = re.compile(r"^(Error opening input files?|Error opening output files?|Conversion failed!|"
@@ -138,9 +173,21 @@ def run(args, what, ok_codes=(0,)):
     except OSError as e:
         raise VideoError(f"{what}: cannot run ffmpeg ({e.strerror or e})") from None
     err = res.stderr.decode("utf-8", "replace")
+    if res.returncode < 0:  # killed by a signal: a crash, whatever ok_codes says
+        raise VideoError(f"{what}: {crash_message(res.returncode, err)}")
     if ok_codes is not None and res.returncode not in ok_codes:
         raise VideoError(f"{what}: {stderr_summary(err)}")
     return res.stdout, err
+
+
+def crash_message(returncode, stderr_text=""):
+    """'ffmpeg crashed (SIGSEGV)' (+ what it said) for a child that a signal ended."""
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    said = stderr_summary(stderr_text) if stderr_text.strip() else ""
+    return f"ffmpeg crashed ({name})" + (f": {said}" if said and said != "ffmpeg failed" else "")
 
 
 def ff_path(path):

@@ -14,12 +14,22 @@ Stages are reset at every chunk start, so a resumed run writes the same frames a
 one. When all chunks are done they are joined without re-encoding and muxed with the input's audio
 and subtitles (see `encode`) into the output (atomic rename); the parts folder is removed.
 
+One job at a time per output: the job holds an OS lock on `<output>.ppgan-parts/job.lock` (flock;
+msvcrt on Windows) from before the preflight to the end, released by the OS if the process dies. A
+second job on the same output fails at once ("another ppgan job is writing <output> (pid N)").
+Each finished chunk's manifest entry records its frame size, byte count and sha256: a resumed run
+reuses only chunk files that still match (the first that does not, and every chunk after it, is
+redone; chunk files the manifest does not list, e.g. written just before a kill, are deleted and
+encoded again), and before the join every chunk is checked again (one frame size, unchanged bytes),
+so chunks of different jobs are never joined.
+
 After a failure the output file is not created (or an existing one is left untouched) and no temp
-file is left beside it; the parts folder stays, on purpose, so the next run can resume (bad encoder
-settings, or an output container that cannot hold them, are caught by a preflight encode before any
-frame is processed, and leave nothing). If the process is killed (SIGKILL, power loss) the ffmpeg
-children exit on their own (end of input, broken pipe) and temp files inside the parts folder are
-removed by the next run.
+file is left beside it; the parts folder stays, on purpose, when it holds finished chunks, so the
+next run can resume. A job that fails before finishing a chunk (a bad input, bad encoder settings or
+an output container that cannot hold them, which a preflight encode catches before any frame is
+processed) leaves nothing: no parts folder, and no output folders that this call created. If the
+process is killed (SIGKILL, power loss) the ffmpeg children exit on their own (end of input, broken
+pipe) and temp files inside the parts folder are removed by the next run.
 
 The job, step by step (one function each): `_plan` (probe, checks, chunking, identity and key),
 `_open_parts` (preflight; keep or discard earlier parts), `_finished_chunks` (the intact prefix),
@@ -27,12 +37,14 @@ The job, step by step (one function each): `_plan` (probe, checks, chunking, ide
 """
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import itertools
 import json
 import logging
 import math
 import os
+import re
 import time
 from fractions import Fraction
 
@@ -41,7 +53,8 @@ import numpy as np
 from ..utils.errors import PPGANError
 from ..utils.io import atomic_write_text, check_writable_dir, same_file
 from .decode import iter_frames
-from .encode import MP4_VIDEO_CODECS, VideoWriter, container_of, stream_args, timescale
+from .encode import (MOV_FAMILY, MP4_VIDEO_CODECS, VideoWriter, check_codec, check_output_container, container_of,
+                     default_codec, stream_args, timescale)
 from .ffmpeg import VideoError, ff_path, run
 from .probe import probe_video, rate_str, read_packets
 from .stages import StageChain, as_stages
@@ -50,8 +63,10 @@ log = logging.getLogger("ppgan.video")
 
 _PARTS_SUFFIX = ".ppgan-parts"
 _MANIFEST = "manifest.json"
-_PARTS_FORMAT = "ppgan-video-parts/2"  # /2: stage identities (weights, precision, ...) in the key
-# Temp files of a run (a killed run leaves them behind), and everything ppgan writes in a parts folder.
+_PARTS_FORMAT = "ppgan-video-parts/3"  # /2: stage identities in the key; /3: sha256 of each chunk
+_LOCK = "job.lock"
+# Temp files of a run (a killed run leaves them behind), and everything ppgan writes in a parts folder
+# (the lock file aside: only the job holding it removes it).
 _TEMP_PREFIXES = (".chunk_", ".output", "preflight", ".preflight", f".{_MANIFEST}.")
 _OUR_PREFIXES = _TEMP_PREFIXES + ("chunk_", "concat.", _MANIFEST)
 
@@ -70,13 +85,14 @@ class _Job:
     writer_kw: dict         # VideoWriter options (codec, crf, pix_fmt, color, extra_args)
     ident: dict             # input, stages, options: what the resume key is made of
     key: str                # sha256 of ident
+    new_dirs: list = dataclasses.field(default_factory=list)  # output folders this call created, deepest first
 
     @property
     def fps(self):
         return self.info.fps
 
 
-def process_video(input_path, output_path, stages, *, batch_size=4, chunk_seconds=10, crf=18, codec="libx264",
+def process_video(input_path, output_path, stages, *, batch_size=4, chunk_seconds=10, crf=18, codec=None,
                   pix_fmt="yuv420p", resume=True, progress=True, keep_parts=False, extra_args=None):
     """Run every frame of a video through `stages` and write the result, keeping audio and subtitles.
 
@@ -96,7 +112,9 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
             batch). Not part of the resume key, so a run that ran out of memory can resume with a
             smaller batch. Default: 4.
         chunk_seconds (float|None): length of a resumable chunk; None: one chunk. Default: 10.
-        crf (int), codec (str), pix_fmt (str), extra_args (list|None): encoder settings (`VideoWriter`).
+        crf (int), codec (str|None), pix_fmt (str), extra_args (list|None): encoder settings
+            (`VideoWriter`). codec None: one that fits the output container (libx264; VP9 for .webm;
+            see `ppgan.video.encode`); one that does not fit is an error naming the one to use.
         resume (bool): reuse finished chunks from an interrupted run with the same identity (see the
             module docstring). False discards them. Default: True.
         progress (bool): show tqdm bars (frames, frames/s, ETA) for decoding, each stage and encoding.
@@ -110,29 +128,44 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
 
     Raises:
         VideoError: bad input/output path, unreadable video, a stage breaking the frame-count or
-        frame-size rules, or an ffmpeg failure. Finished chunks stay in the parts folder for resuming.
+        frame-size rules, another job writing the same output, or an ffmpeg failure. Finished
+        chunks stay in the parts folder for resuming.
     """
     t0 = time.perf_counter()
     stages = as_stages(stages)
     job, chain = _plan(input_path, output_path, stages, batch_size, chunk_seconds,
                        {"codec": codec, "crf": crf, "pix_fmt": pix_fmt, "extra_args": extra_args})
-    manifest = _open_parts(job, resume)
-    done = _finished_chunks(job, manifest)
-    first = len(done)
-    skipped = sum(e["frames"] for e in done.values())
-    if first:
-        log.info("resuming %s at chunk %d of %d (%d frames already done)", job.output_path, first + 1, job.n_chunks,
-                 skipped)
-    bars = _Bars(job, chain, skipped, progress)
+    lock = manifest = None
     try:
-        processed = _run_chunks(job, chain, manifest, done, int(batch_size), bars)
-        if not done:
-            raise VideoError(f"no frames decoded from {job.input_path}")
-        total = _finish(job, done)
+        lock = _PartsLock(job.parts, job.output_path)
+        manifest = _open_parts(job, resume)
+        done = _finished_chunks(job, manifest)
+        first = len(done)
+        skipped = sum(e["frames"] for e in done.values())
+        if first:
+            log.info("resuming %s at chunk %d of %d (%d frames already done)", job.output_path, first + 1,
+                     job.n_chunks, skipped)
+        bars = _Bars(job, chain, skipped, progress)
+        try:
+            processed = _run_chunks(job, chain, manifest, done, int(batch_size), bars)
+            if not done:
+                raise VideoError(f"no frames decoded from {job.input_path}")
+            total = _finish(job, done)
+        finally:
+            bars.close()
+        if not keep_parts:
+            _remove_parts(job.parts, lock)
+    except BaseException:
+        # Nothing finished to resume from: leave nothing behind (the parts folder, unless an earlier
+        # run's parts were in it and not looked at yet, and the folders made for the output).
+        if lock is not None and (manifest is None and not lock.existed or manifest and not manifest.get("done")):
+            _remove_parts(job.parts, lock)
+        if not os.path.exists(job.parts):
+            _remove_new_dirs(job.new_dirs)
+        raise
     finally:
-        bars.close()
-    if not keep_parts:
-        _clear_parts(job.parts, keep_dir=False)
+        if lock is not None:
+            lock.release()
     seconds = time.perf_counter() - t0
     last = done[max(done)]
     return {"frames": total, "fps": job.fps, "seconds": seconds, "output": job.output_path,
@@ -153,12 +186,13 @@ def _plan(input_path, output_path, stages, batch_size, chunk_seconds, encoder):
         raise VideoError(f"output path is the input video: {output_path}")
     if not os.path.splitext(output_path)[1]:
         raise VideoError(f"output video needs a file extension (.mp4, .mkv, ...): {output_path}")
+    check_output_container(output_path)
     if int(batch_size) < 1:
         raise VideoError(f"batch_size must be at least 1, got {batch_size}")
-    try:
-        check_writable_dir(os.path.dirname(output_path))
-    except PPGANError as e:
-        raise VideoError(str(e)) from None
+    if encoder["codec"] is None:
+        encoder = {**encoder, "codec": default_codec(output_path)}
+    else:
+        check_codec(encoder["codec"], output_path)
     if chunk_seconds is None or chunk_seconds <= 0:
         chunk_frames = max(1, info.n_frames)
     else:
@@ -170,36 +204,143 @@ def _plan(input_path, output_path, stages, batch_size, chunk_seconds, encoder):
                "fps": rate_str(info.fps), "n_frames": info.n_frames}
     ident = {"input": os.path.abspath(input_path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
              "stages": chain.identities, "options": options}
+    folder = os.path.dirname(output_path)
+    new_dirs = _missing_dirs(folder)
+    try:
+        check_writable_dir(folder)  # the last check: a job refused earlier creates nothing
+    except PPGANError as e:
+        _remove_new_dirs(new_dirs)
+        raise VideoError(str(e)) from None
     return _Job(info=info, input_path=input_path, output_path=output_path, parts=output_path + _PARTS_SUFFIX,
                 chunk_frames=chunk_frames, n_chunks=max(1, math.ceil(info.n_frames / chunk_frames)),
                 chunk_ext=".mp4" if encoder["codec"] in MP4_VIDEO_CODECS else ".mkv",
                 writer_kw={**encoder, "color": info.color}, ident=ident,
-                key=hashlib.sha256(json.dumps(ident, sort_keys=True).encode("utf-8")).hexdigest()), chain
+                key=hashlib.sha256(json.dumps(ident, sort_keys=True).encode("utf-8")).hexdigest(),
+                new_dirs=new_dirs), chain
+
+
+def _missing_dirs(folder):
+    """The folders from `folder` up to the first existing one that do not exist yet, deepest first."""
+    out = []
+    folder = os.path.abspath(folder)
+    while folder and not os.path.exists(folder):
+        out.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return out
+
+
+def _remove_new_dirs(new_dirs):
+    """Remove the folders a failed job created for its output, deepest first, as long as they are empty."""
+    for folder in new_dirs:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
 
 
 # ---- 2. the parts folder ---------------------------------------------------------------------
 
+class _PartsLock:
+    """An exclusive OS lock on `<parts>/job.lock` (created with the parts folder), held by one job
+    from its preflight to its end and released by the OS when the process dies. The file holds the
+    holder's pid, for the message a second job gets."""
+
+    _WIN_OFFSET = 1 << 20  # Windows locks a byte range: one far from the pid, which stays readable
+
+    def __init__(self, parts, output_path):
+        self.path = os.path.join(parts, _LOCK)
+        self.existed = os.path.isdir(parts)  # an earlier run's parts folder (resumable or stale)
+        for _ in range(10):  # the holder may remove the file (or the folder) between our open and lock
+            try:
+                os.makedirs(parts, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise VideoError(f"cannot write {parts}: {e.strerror or e}") from None
+            if not self._try_lock(fd):
+                pid = self._holder(fd)
+                os.close(fd)
+                raise VideoError(f"another ppgan job is writing {output_path} (pid {pid}); wait for it to finish, "
+                                 f"or choose another output")
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except OSError:
+                same = False
+            if same:
+                self.fd = fd
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+                return
+            os.close(fd)  # locked a file its holder had just removed: lock the one there now
+        raise VideoError(f"cannot lock {self.path}: it keeps disappearing")
+
+    def _try_lock(self, fd):
+        try:
+            import fcntl
+        except ImportError:
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    return False
+                log.warning("cannot lock %s (%s): nothing stops a second job on this output", self.path,
+                            e.strerror or e)  # a file system without locks
+            return True
+        try:
+            import msvcrt
+        except ImportError:
+            return True
+        try:
+            os.lseek(fd, self._WIN_OFFSET, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    @staticmethod
+    def _holder(fd):
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            text = os.read(fd, 32).decode("ascii", "replace").strip()
+        except OSError:
+            text = ""
+        return text if text.isdigit() else "unknown"
+
+    def release(self):
+        """Delete the lock file and unlock. (Deleted while still locked: a job that opened it
+        meanwhile finds it gone once it gets the lock, and locks a new one.)"""
+        fd, self.fd = getattr(self, "fd", None), None
+        if fd is None:
+            return
+        if os.name != "nt":
+            with contextlib.suppress(OSError):
+                os.remove(self.path)
+        os.close(fd)
+        if os.name == "nt":  # an open file cannot be deleted there
+            with contextlib.suppress(OSError):
+                os.remove(self.path)
+
+
 def _open_parts(job, resume):
-    """Create the parts folder, run the preflight encode, and return the manifest to continue: the
-    earlier run's when its key matches (its temp files removed), else a new one (earlier parts
+    """Run the preflight encode in the (locked) parts folder and return the manifest to continue:
+    the earlier run's when its key matches (its temp files removed), else a new one (earlier parts
     discarded, with one log line saying why)."""
     parts = job.parts
-    existed = os.path.isdir(parts)
-    try:
-        os.makedirs(parts, exist_ok=True)
-    except OSError as e:
-        raise VideoError(f"cannot write {parts}: {e.strerror or e}") from None
-    try:
-        _preflight(job)
-    except BaseException:
-        if not existed:
-            _clear_parts(parts, keep_dir=False)
-        raise
+    existed = any(name != _LOCK for name in os.listdir(parts))
+    _preflight(job)
     manifest = _read_manifest(parts) if existed else None
     if existed:
         why = _why_start_over(manifest, job, resume)
         if why:
-            if manifest is not None or os.listdir(parts):
+            if manifest is not None or any(n != _LOCK for n in os.listdir(parts)):
                 log.warning("%s: starting over (discarding earlier parts in %s)", why, parts)
             _clear_parts(parts)
             manifest = None
@@ -293,42 +434,80 @@ def _preflight(job):
         args += stream_args(job.info.streams, 1, job.output_path, source=job.input_path, quiet=True)
         run(args + [out], f"cannot write {job.output_path}")
     except VideoError as e:
+        codec, default = job.writer_kw["codec"], default_codec(job.output_path)
+        hint = f" (--codec {default} fits {os.path.splitext(job.output_path)[1]})" if codec != default else ""
         raise VideoError(f"cannot write {job.output_path} with these settings: "
-                         f"{str(e).split(': ', 1)[-1]}") from None
+                         f"{str(e).split(': ', 1)[-1]}{hint}") from None
     finally:
         for path in (chunk, out):
             with contextlib.suppress(OSError):
                 os.remove(path)
 
 
-def _clear_parts(parts, keep_dir=True):
-    """Delete the files this module puts in a parts folder (and the folder unless keep_dir)."""
+def _clear_parts(parts):
+    """Delete the files this module puts in a parts folder (not the lock file)."""
     if not os.path.isdir(parts):
         return
     for name in os.listdir(parts):
         if name.startswith(_OUR_PREFIXES):
             with contextlib.suppress(OSError):
                 os.remove(os.path.join(parts, name))
-    if not keep_dir:
-        try:
-            os.rmdir(parts)
-        except OSError:
+
+
+def _remove_parts(parts, lock):
+    """Delete the parts folder of a job that holds its lock: our files, the lock file, the folder."""
+    _clear_parts(parts)
+    lock.release()
+    try:
+        os.rmdir(parts)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        if any(n != _LOCK for n in os.listdir(parts)):  # (job.lock alone: a new job on this output)
             log.warning("kept %s: it holds files ppgan did not write", parts)
 
 
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _chunk_intact(job, entry):
+    """True when manifest entry `entry` names a chunk file that is there with the byte count and
+    sha256 it was written with."""
+    try:
+        name, size = entry["file"], entry["size"]
+        ok = (isinstance(name, str) and re.fullmatch(r"chunk_\d{5}\.(mp4|mkv)", name) is not None
+              and isinstance(size, list) and len(size) == 2 and isinstance(entry["frames"], int))
+        path = os.path.join(job.parts, name) if ok else None
+        return bool(ok and os.path.isfile(path) and os.path.getsize(path) == entry["bytes"]
+                    and _sha256(path) == entry["sha256"])
+    except (KeyError, TypeError):
+        return False
+
+
 def _finished_chunks(job, manifest):
-    """{k: entry} of the finished chunks: the longest prefix whose files are intact. Trims the
-    manifest to it and keeps its 'complete' flag (an earlier run decoded to the end, so only the
-    final join is left) only when nothing was trimmed."""
+    """{k: entry} of the finished chunks: the longest prefix whose files are intact (same bytes,
+    same frame size). Trims the manifest to it, deletes the chunk files it does not list (a run
+    killed after writing a chunk, before recording it) and keeps the manifest's 'complete' flag (an
+    earlier run decoded to the end, so only the final join is left) only when nothing was trimmed."""
     listed = len(manifest["done"])
-    done = {}
+    done, size = {}, None
     for k in range(job.n_chunks):
         entry = manifest["done"].get(str(k))
-        path = os.path.join(job.parts, entry["file"]) if entry else None
-        if not entry or not os.path.isfile(path) or os.path.getsize(path) != entry["bytes"]:
+        if not isinstance(entry, dict) or not _chunk_intact(job, entry) or size not in (None, entry["size"]):
             break
         done[k] = entry
+        size = entry["size"]
     manifest["done"] = {str(k): v for k, v in done.items()}
+    kept = {e["file"] for e in done.values()}
+    for name in os.listdir(job.parts):
+        if name.startswith("chunk_") and name not in kept:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(job.parts, name))
     # A video with fewer frames than its header said can leave planned chunks empty: "complete".
     manifest["complete"] = bool(manifest.get("complete")) and len(done) == listed and len(done) > 0
     return done
@@ -448,7 +627,8 @@ class _ChunkWriter:
     def close(self, name):
         """Finish the file; its manifest entry."""
         self.writer.close()
-        return {"file": name, "frames": self.frames, "size": list(self.size), "bytes": os.path.getsize(self.path)}
+        return {"file": name, "frames": self.frames, "size": list(self.size), "bytes": os.path.getsize(self.path),
+                "sha256": _sha256(self.path)}
 
     def abort(self):
         if self.writer is not None:
@@ -462,11 +642,28 @@ def _chunk_start_us(k, chunk_frames, fps):
     return round(Fraction(k * chunk_frames) / fps * 1000000)
 
 
+def _check_chunks(job, done, keys):
+    """Before the join: the chunks are consecutive, of one frame size, and their files are the ones
+    this job's manifest recorded (never another job's)."""
+    first = done[keys[0]]["size"]
+    for i, k in enumerate(keys):
+        entry = done[k]
+        if k != i:
+            raise VideoError(f"chunk {i} of {job.parts} is missing; re-run to redo it")
+        if entry["size"] != first:
+            raise VideoError(f"chunk {k} in {job.parts} is {entry['size'][0]}x{entry['size'][1]}, chunk 0 "
+                             f"{first[0]}x{first[1]}: parts of different jobs; re-run with --no_resume")
+        if not _chunk_intact(job, entry):
+            raise VideoError(f"{entry['file']} in {job.parts} changed after this job wrote it (another job on "
+                             f"{job.output_path}?); re-run to redo it")
+
+
 def _finish(job, done):
     """Join the chunk files losslessly and mux them with the input's other streams. Returns the
     number of frames written."""
     fps, parts, info, output_path = job.fps, job.parts, job.info, job.output_path
     keys = sorted(done)
+    _check_chunks(job, done, keys)
     lines = ["ffconcat version 1.0"]
     for k in keys:
         d_us = _chunk_start_us(k + 1, job.chunk_frames, fps) - _chunk_start_us(k, job.chunk_frames, fps)
@@ -485,7 +682,7 @@ def _finish(job, done):
              "-c:v", "copy"]
     args += stream_args(info.streams, 1, output_path, source=job.input_path)
     args += ["-map_metadata", "1", "-map_chapters", "1"]
-    if container_of(output_path) in ("mp4", "mov"):
+    if container_of(output_path) in MOV_FAMILY:
         args += ["-video_track_timescale", str(timescale(fps))]
     args.append(tmp)
     try:

@@ -247,7 +247,8 @@ def _timing(tb, pkts, fps_hint):
         fps = _average_rate(Fraction(len(pts)) / duration)
         n = int(round(duration * fps))
         return fps, n, float(duration), True, float(pts[0] * tb)
-    n = len(pts)
+    # Packets after the last timed one that carry no pts (the last frame of a DVD .vob) are frames too.
+    n = len(pts) + next((i for i, (p, _, _) in enumerate(reversed(pkts)) if p > _NOPTS), 0)
     return fps, n, float(Fraction(n) / fps), vfr, float(pts[0] * tb)
 
 

@@ -12,6 +12,12 @@ File format (ncnn `docs/developer-guide/param-and-model-file-structure.md`, `src
   * `.param`: magic line `7767517`; `<layer count> <blob count>`; then one line per layer:
     `type name n_in n_out in_blob... out_blob... k=v ...`. A value with '.' or 'e' is a float,
     else an int; a key <= -23300 holds an array `-(23300+k)=n,v1,...,vn` for parameter k.
+    Every number is checked as it is parsed (`parse_param`): ids 0..31 (ncnn's
+    NCNN_MAX_PARAM_COUNT), ints within int32, floats finite within float32, and the parameters
+    this reader interprets (`PARAM_RULES`: counts, sizes, kernel geometry, flags) of the right
+    kind and range, so a value such as `6=1e999` or `0=-5` is one CheckpointError naming the file,
+    line, layer and key. Weight counts are then bounded by the `.bin`: nothing is allocated for a
+    blob before its bytes are known to be there.
   * `.bin`: the layers' weights, concatenated in layer order, with no header. Each layer
     reads its blobs itself: a Convolution reads its weight with `ModelBin::load(size, 0)`,
     which starts with a 4-byte tag (0x01306B47: fp16 data padded to 4 bytes; 0x000D4B38: int8;
@@ -29,6 +35,7 @@ load (`ppgan.weights.load_state_strict`) then checks that every parameter of the
 Anything else raises `CheckpointError` with one line. `run_ncnn_graph` executes a file's graph
 as written (by blob names, independently of our modules), which is how the tests check the wiring.
 """
+import math
 import os
 import struct
 from collections import OrderedDict, namedtuple
@@ -61,10 +68,100 @@ for PReLU, empty otherwise; `bottoms`, `tops`: input and output blob names."""
 
 # ----------------------------------------------------------------------------- .param / .bin
 
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_PARAM_ID = 32  # ncnn's NCNN_MAX_PARAM_COUNT: parameter ids are 0..31
+
+# The parameters this reader interprets, per layer type: id -> ('int', low, high) (an integer
+# in [low, high]: counts, sizes, flags, enums), ('float',) (a finite number) or ('array',) (a
+# list of finite numbers). Other ids only need to be finite int32 / float32 values.
+_ANY = (INT32_MIN, INT32_MAX)
+_COUNT = ("int", 0, INT32_MAX)  # element counts, sizes
+_POSITIVE = ("int", 1, INT32_MAX)  # kernel sizes, dilations, strides, factors
+_PAD = ("int", -234, INT32_MAX)  # ncnn: -233 / -234 = 'SAME' padding
+_FLAG = ("int", 0, 1)
+PARAM_RULES = {
+    "Convolution": {0: _POSITIVE, 1: _POSITIVE, 11: _POSITIVE, 2: _POSITIVE, 12: _POSITIVE, 3: _POSITIVE,
+                    13: _POSITIVE, 4: _PAD, 14: _PAD, 15: _PAD, 16: _PAD, 5: _FLAG, 6: _COUNT, 8: _COUNT,
+                    9: ("int", 0, 6), 10: ("array",), 19: _FLAG},
+    "PReLU": {0: _COUNT},
+    "ReLU": {0: ("float",)},
+    "Concat": {0: ("int", -4, 3)},
+    "Eltwise": {0: ("int", 0, 2), 1: ("array",)},
+    "BinaryOp": {0: ("int", 0, 31), 1: _FLAG, 2: ("float",)},
+    "Interp": {0: ("int", 0, 3), 1: ("float",), 2: ("float",), 3: _COUNT, 4: _COUNT, 6: _FLAG},
+    "PixelShuffle": {0: _POSITIVE, 1: _FLAG},
+}
+
+
 def _number(text):
+    """An ncnn parameter value: a float when it has '.', 'e' or 'E' (ncnn's rule), else an int.
+    ValueError (with the reason) for text that is not a number, not finite, or outside ncnn's
+    int32 / float32."""
     if any(c in text for c in ".eE"):
-        return float(text)
-    return int(text)
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("not a number") from None
+        if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+            raise ValueError("not a finite 32-bit float")
+        return value
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not INT32_MIN <= value <= INT32_MAX:
+        raise ValueError("outside the 32-bit integer range")
+    return value
+
+
+def _check_param(ltype, key, value):
+    """ValueError when `value` does not fit what `PARAM_RULES` says of `ltype`'s parameter `key`."""
+    rule = PARAM_RULES.get(ltype, {}).get(key)
+    if rule is None:
+        return
+    if rule[0] == "array":
+        if not isinstance(value, list):
+            raise ValueError("must be an array (key -23300-id)")
+        return
+    if isinstance(value, list):
+        raise ValueError("must be a single number, not an array")
+    if rule[0] == "int":
+        if not isinstance(value, int):
+            raise ValueError("must be an integer")
+        if not rule[1] <= value <= rule[2]:
+            raise ValueError(f"must be in [{rule[1]}, {rule[2]}]")
+
+
+def _parse_params(tokens, ltype):
+    """{id: value} of a layer's `k=v` tokens; ValueError naming the token that is wrong."""
+    params = {}
+    for kv in tokens:
+        k, sep, v = kv.partition("=")
+        try:
+            if not sep:
+                raise ValueError("is not key=value")
+            try:
+                key = int(k)
+            except ValueError:
+                raise ValueError("has a key that is not an integer") from None
+            is_array = key <= ARRAY_KEY_BASE
+            pid = ARRAY_KEY_BASE - key if is_array else key
+            if not 0 <= pid < MAX_PARAM_ID:
+                raise ValueError(f"has parameter id {pid} (ncnn allows 0..{MAX_PARAM_ID - 1})")
+            if is_array:
+                items = v.split(",")
+                count = _number(items[0])
+                if not isinstance(count, int) or count != len(items) - 1:
+                    raise ValueError(f"declares {items[0][:20]} array values but has {len(items) - 1}")
+                value = [_number(x) for x in items[1:]]
+            else:
+                value = _number(v)
+            _check_param(ltype, pid, value)
+        except ValueError as e:
+            raise ValueError(f"key {kv[:40]!r}: {e}") from None
+        params[pid] = value
+    return params
 
 
 def parse_param(text, source="<param>"):
@@ -87,21 +184,13 @@ def parse_param(text, source="<param>"):
             ltype, name, n_in, n_out = tok[0], tok[1], int(tok[2]), int(tok[3])
             if n_in < 0 or n_out < 0 or len(tok) < 4 + n_in + n_out:
                 raise ValueError
-            bottoms, tops = tok[4:4 + n_in], tok[4 + n_in:4 + n_in + n_out]
-            params = {}
-            for kv in tok[4 + n_in + n_out:]:
-                k, v = kv.split("=", 1)
-                k = int(k)
-                if k <= ARRAY_KEY_BASE:
-                    items = v.split(",")
-                    n = int(items[0])
-                    if n != len(items) - 1:
-                        raise ValueError
-                    params[ARRAY_KEY_BASE - k] = [_number(x) for x in items[1:]]
-                else:
-                    params[k] = _number(v)
         except (IndexError, ValueError):
             raise CheckpointError(f"{source}: line {lineno} is not a valid ncnn layer line: {line[:80]!r}") from None
+        bottoms, tops = tok[4:4 + n_in], tok[4 + n_in:4 + n_in + n_out]
+        try:
+            params = _parse_params(tok[4 + n_in + n_out:], ltype)
+        except ValueError as e:
+            raise CheckpointError(f"{source}: line {lineno}, layer {name[:40]} ({ltype[:20]}): {e}") from None
         missing = [b for b in bottoms if b not in produced]
         if missing:
             raise CheckpointError(f"{source}: line {lineno}: layer {name} reads blob {missing[0]!r} "
@@ -121,7 +210,7 @@ class _BinReader:
         self.data, self.pos, self.source = data, 0, source
 
     def _take(self, n, what):
-        if self.pos + n > len(self.data):
+        if n < 0 or self.pos + n > len(self.data):
             raise CheckpointError(f"{self.source} is too short: {what} needs {n} bytes at offset {self.pos}, "
                                   f"only {len(self.data) - self.pos} left (truncated, or a .bin for another .param)")
         out = self.data[self.pos:self.pos + n]
@@ -155,12 +244,15 @@ def _read_weights(reader, ltype, name, params):
         if params.get(8, 0) or params.get(19, 0):
             raise CheckpointError(f"{reader.source}: Convolution {name} is int8-quantized or takes dynamic "
                                   "weights; not supported")
-        weights = {"weight": reader.tagged(int(params.get(6, 0)), f"{name}.weight")}
+        count = params.get(6, 0)
+        weights = {"weight": reader.tagged(count, f"layer {name} weight (key 6={count})")}
         if params.get(5, 0):
-            weights["bias"] = reader.raw(int(params.get(0, 0)), f"{name}.bias")
+            count = params.get(0, 0)
+            weights["bias"] = reader.raw(count, f"layer {name} bias (key 0={count})")
         return weights
     if ltype == "PReLU":
-        return {"slope": reader.raw(int(params.get(0, 0)), f"{name}.slope")}
+        count = params.get(0, 0)
+        return {"slope": reader.raw(count, f"layer {name} slopes (key 0={count})")}
     return {}
 
 
@@ -212,7 +304,7 @@ def _conv_geometry(p):
     return (kh, kw), (dh, dw), (sh, sw), (pt, pb, pl, pr)
 
 
-def _fused_activation(p):
+def _fused_activation(p, where="ncnn model"):
     """A Convolution's fused activation as a ReLU slope (None: no activation)."""
     act = int(p.get(9, 0))
     if act == 0:
@@ -221,7 +313,8 @@ def _fused_activation(p):
         return 0.0
     if act == 2:
         return float((p.get(10) or [0.0])[0])
-    raise CheckpointError(f"Convolution activation type {act} is not supported (only none, ReLU, leaky ReLU)")
+    raise CheckpointError(f"{where}: Convolution activation type {act} (key 9) is not supported "
+                          "(only none, ReLU, leaky ReLU)")
 
 
 def run_ncnn_graph(layers, x):
@@ -363,14 +456,14 @@ def program(arch, kwargs, rescale=None):
     return prog
 
 
-def _normalised(layers):
+def _normalised(layers, source="ncnn model"):
     """File layers without Split (pure fan-out), fused conv activations split off as ReLU steps."""
     out = []
     for layer in layers:
         if layer.type == "Split":
             continue
         if layer.type == "Convolution":
-            slope = _fused_activation(layer.params)
+            slope = _fused_activation(layer.params, f"{source}: layer {layer.name}")
             out.append(layer)
             if slope is not None:
                 out.append(NcnnLayer("ReLU", layer.name + " (fused activation)", {0: slope}, {}, [], []))
@@ -438,7 +531,7 @@ def _match(layer, exp, where):
 def infer_arch(layers, source="ncnn model"):
     """(arch, kwargs, rescale) that a file's graph looks like, for files named without a catalogue
     spec; `ncnn_state_dict` then checks the whole graph against it."""
-    found = _normalised(layers)
+    found = _normalised(layers, source)
     convs = [layer for layer in found if layer.type == "Convolution"]
     types = {layer.type for layer in found}
 
@@ -484,7 +577,7 @@ def ncnn_state_dict(layers, arch, kwargs, rescale=None, source="ncnn model"):
     Returns:
         OrderedDict: our key -> float32 tensor, in the net's parameter order.
     """
-    prog, found = program(arch, kwargs, rescale), _normalised(layers)
+    prog, found = program(arch, kwargs, rescale), _normalised(layers, source)
     state = OrderedDict()
     for i, exp in enumerate(prog):
         if i >= len(found):

@@ -16,9 +16,11 @@ module (not from names alone):
     weight norm `weight_g` is reshaped to PyTorch's `[out, 1, ...]`.
 """
 import codecs
+import functools
 import io
 import os
 import pickle
+import struct
 from collections import OrderedDict
 
 import numpy as np
@@ -26,8 +28,23 @@ import torch
 from torch import nn
 
 from ..utils.errors import CheckpointError, closest
+from .pickle_guard import scan_pickle
 
 PADDLE_META_KEYS = ("StructuredToParameterName@@",)
+
+
+# What the restricted unpickler may allocate. The arrays and byte strings of a genuine file hold
+# their own bytes, so nothing in one declares more than the file's size: a bytearray or an array
+# shape declaring more than ALLOC_FACTOR x the pickle's size (plus ALLOC_SLACK) is refused before
+# anything is allocated. Used when the size is unknown (a stream): DEFAULT_MAX_BYTES.
+ALLOC_FACTOR = 2
+ALLOC_SLACK = 1 << 20
+DEFAULT_MAX_BYTES = 1 << 32
+MAX_NDIM = 32  # array dimensions accepted (weights have at most 5)
+MAX_DEPTH = 100  # container nesting accepted in a loaded object
+_NUMERIC_KINDS = "biufc"  # bool, signed / unsigned int, float, complex: all a weight can be
+_MULTIARRAY = ("numpy.core.multiarray", "numpy._core.multiarray")
+_NUMERIC = ("numpy.core.numeric", "numpy._core.numeric")
 
 
 def _latin1_encode(obj, encoding="latin1", errors="strict"):
@@ -48,51 +65,251 @@ def _np_core(sub):
     raise pickle.UnpicklingError(f"numpy has no core.{sub}")
 
 
-class SafeUnpickler(pickle.Unpickler):
-    """Unpickler that only rebuilds numpy arrays, numpy scalars and plain containers."""
+def _numeric_dtype(dtype):
+    """`dtype` (a `_PickledDtype`, a type code as str / bytes) as a plain numeric np.dtype, or
+    UnpicklingError: object, string, void, structured and sub-array dtypes are refused (object
+    fields would make numpy read pointers from the file)."""
+    if isinstance(dtype, _PickledDtype):
+        return dtype.dtype
+    if isinstance(dtype, bytes):
+        dtype = dtype.decode("latin-1")
+    if not isinstance(dtype, str):
+        raise pickle.UnpicklingError(f"expected a numpy dtype, got {type(dtype).__name__}")
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError, SyntaxError):
+        raise pickle.UnpicklingError(f"invalid numpy dtype {dtype[:40]!r}") from None
+    if dt.kind not in _NUMERIC_KINDS or dt.names is not None or dt.subdtype is not None or dt.hasobject:
+        raise pickle.UnpicklingError(f"refused numpy dtype {dtype[:40]!r}: weight files hold numbers only")
+    return dt
 
-    _ALLOWED = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
+
+def _shape(shape):
+    """`shape` as a tuple of non-negative ints, or UnpicklingError."""
+    if not isinstance(shape, tuple) or len(shape) > MAX_NDIM or \
+            not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise pickle.UnpicklingError(f"invalid array shape {str(shape)[:60]}")
+    return shape
+
+
+def _nbytes(shape, dtype):
+    n = dtype.itemsize
+    for d in shape:
+        n *= d
+    return n
+
+
+class _PickledDtype:
+    """What the restricted unpickler makes of `numpy.dtype(code, align, copy)`: the plain numeric
+    dtype `code` names. Its `__setstate__` takes only the state numpy writes for such a dtype (a
+    byte order), never the fields, sub-arrays or flags that numpy's own `dtype.__setstate__`
+    would install from the file."""
+
+    def __init__(self, code, align=False, copy=False):
+        self.dtype = _numeric_dtype(code)
+
+    def __setstate__(self, state):
+        if not isinstance(state, tuple) or len(state) not in (8, 9) or state[0] not in (3, 4) \
+                or any(v is not None for v in state[2:5]) or state[7] != 0 or (len(state) == 9 and state[8]):
+            raise pickle.UnpicklingError("refused a numpy dtype state with fields, sub-arrays, flags or metadata")
+        order = state[1]
+        if order not in ("<", ">", "|", "="):
+            raise pickle.UnpicklingError(f"invalid numpy byte order {str(order)[:10]!r}")
+        if order in "<>" and self.dtype.itemsize > 1:
+            self.dtype = self.dtype.newbyteorder(order)
+
+
+class _LoadedArray(np.ndarray):
+    """The arrays the restricted unpickler rebuilds (`_reconstruct` makes them, BUILD fills them):
+    `__setstate__` checks the pickled state (a numeric dtype, data exactly as long as the shape
+    needs) before numpy copies it. Calling the class itself (a REDUCE / NEWOBJ of numpy.ndarray,
+    which would allocate any shape it declares) is refused. `safe_pickle_load` returns them as
+    plain ndarrays."""
+
+    def __new__(cls, *args, **kwargs):
+        raise pickle.UnpicklingError("refused numpy.ndarray(...) called directly (numpy's own pickles use "
+                                     "_reconstruct)")
+
+    def __setstate__(self, state):
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError("invalid numpy array state")
+        version = state[0] if len(state) == 5 else 1
+        shape, dtype, fortran, data = state[-4:]
+        shape, dtype = _shape(shape), _numeric_dtype(dtype)
+        if not isinstance(data, (bytes, bytearray, str)):
+            raise pickle.UnpicklingError(f"numpy array data is a {type(data).__name__}, not bytes")
+        if len(data) != _nbytes(shape, dtype):
+            raise pickle.UnpicklingError(f"a numpy array of shape {shape} and dtype {dtype} needs "
+                                         f"{_nbytes(shape, dtype)} bytes, the file gives {len(data)}")
+        np.ndarray.__setstate__(self, (version, shape, dtype, bool(fortran), data))
+
+
+def _container(cls):
+    """`cls(...)` for the plain containers a pickle may call: from another container only (the
+    pickle built it, so its size is bounded by the file), never by iterating an array or bytes."""
+    def build(*args):
+        if len(args) > 1 or (args and not isinstance(args[0], (list, tuple, dict, set, frozenset))):
+            what = ", ".join(type(a).__name__ for a in args)
+            raise pickle.UnpicklingError(f"refused {cls.__name__}({what}): only plain containers are rebuilt")
+        return cls(*args)
+
+    build.__name__ = cls.__name__
+    return build
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickler that only rebuilds numpy arrays, numpy scalars and plain containers.
+
+    Allocations are bounded by `max_bytes` (default: ALLOC_FACTOR x the size of a seekable
+    `file` + ALLOC_SLACK, else DEFAULT_MAX_BYTES): a bytearray or an array declaring more is
+    refused before it exists. Arrays come back as a private ndarray subclass; `safe_pickle_load`
+    (which also checks the opcodes first, `ppgan.weights.pickle_guard`) returns plain ones."""
+
+    _CONTAINERS = {
         ("collections", "OrderedDict"): OrderedDict,
         ("builtins", "tuple"): tuple,
         ("builtins", "list"): list,
         ("builtins", "dict"): dict,
         ("builtins", "set"): set,
         ("builtins", "frozenset"): frozenset,
-        ("builtins", "bytearray"): bytearray,
-        ("_codecs", "encode"): _latin1_encode,
     }
 
+    def __init__(self, file, *args, max_bytes=None, **kwargs):
+        super().__init__(file, *args, **kwargs)
+        if max_bytes is None:
+            try:
+                here = file.tell()
+                max_bytes = ALLOC_FACTOR * (file.seek(0, io.SEEK_END) - here) + ALLOC_SLACK
+                file.seek(here)
+            except (AttributeError, OSError, ValueError):
+                max_bytes = DEFAULT_MAX_BYTES
+        self.max_bytes = max_bytes
+
+    def _check_size(self, nbytes, what):
+        if nbytes > self.max_bytes:
+            raise pickle.UnpicklingError(f"{what} declares {nbytes} bytes, more than a file of this size can hold "
+                                         f"(limit {self.max_bytes})")
+
+    def _bytes(self, cls, *args):
+        if args and isinstance(args[0], int):
+            self._check_size(args[0], cls.__name__)
+        return cls(*args)
+
+    def _reconstruct(self, subtype, shape, dtype):
+        if subtype is not _LoadedArray:
+            raise pickle.UnpicklingError(f"refused _reconstruct of {getattr(subtype, '__name__', type(subtype).__name__)}")
+        shape, dtype = _shape(shape), _numeric_dtype(dtype)
+        self._check_size(_nbytes(shape, dtype), f"a numpy array of shape {shape}")
+        return _np_core("multiarray")._reconstruct(_LoadedArray, shape, dtype)
+
+    @staticmethod
+    def _scalar(dtype, data=None):
+        dtype = _numeric_dtype(dtype)
+        if not isinstance(data, (bytes, str)) or len(data) != dtype.itemsize:
+            raise pickle.UnpicklingError(f"invalid data for a numpy {dtype} scalar")
+        return _np_core("multiarray").scalar(dtype, data)
+
+    @staticmethod
+    def _frombuffer(buf, dtype, shape, order="C"):
+        shape, dtype = _shape(shape), _numeric_dtype(dtype)
+        if not isinstance(buf, (bytes, bytearray)) or len(buf) != _nbytes(shape, dtype) or order not in ("C", "F"):
+            raise pickle.UnpicklingError(f"invalid buffer for a numpy array of shape {shape} and dtype {dtype}")
+        return _np_core("numeric")._frombuffer(buf, dtype, shape, order)
+
     def find_class(self, module, name):
-        key = (module, name)
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in ("_reconstruct", "scalar"):
-            return getattr(_np_core("multiarray"), name)
-        if module in ("numpy.core.numeric", "numpy._core.numeric") and name == "_frombuffer":
-            return _np_core("numeric")._frombuffer  # pickle protocol 5 arrays
-        if module in ("numpy", "numpy.core.numeric", "numpy._core.numeric") and name in ("ndarray", "dtype"):
-            return getattr(np, name)
-        if key in self._ALLOWED:
-            return self._ALLOWED[key]
+        if module == "__builtin__":  # Python 2 names, and Python 3's for protocols < 3
+            module = "builtins"
+        if module in _MULTIARRAY and name == "_reconstruct":
+            return self._reconstruct
+        if module in _MULTIARRAY and name == "scalar":
+            return self._scalar
+        if module in _NUMERIC and name == "_frombuffer":
+            return self._frombuffer  # pickle protocol 5 arrays
+        if module in ("numpy",) + _NUMERIC and name == "ndarray":
+            return _LoadedArray
+        if module in ("numpy",) + _NUMERIC and name == "dtype":
+            return _PickledDtype
+        if (module, name) in (("builtins", "bytearray"), ("builtins", "bytes")):
+            return functools.partial(self._bytes, bytearray if name == "bytearray" else bytes)
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode
+        if (module, name) in self._CONTAINERS:
+            return _container(self._CONTAINERS[module, name])
         raise pickle.UnpicklingError(f"refused to load '{module}.{name}': only numpy arrays and plain "
                                      "containers are allowed in weight files")
 
 
+def _plain(obj):
+    """`obj` with the unpickler's private array / dtype types replaced by numpy's own, walking
+    dicts, lists and tuples (each once: shared and cyclic references are fine); UnpicklingError
+    for nesting deeper than MAX_DEPTH."""
+    done = {}
+
+    def walk(x, depth):
+        if isinstance(x, _LoadedArray):
+            return x.view(np.ndarray)
+        if isinstance(x, _PickledDtype):
+            return x.dtype
+        if not isinstance(x, (dict, list, tuple)):
+            return x
+        if id(x) in done:
+            return done[id(x)]
+        if depth > MAX_DEPTH:
+            raise pickle.UnpicklingError(f"containers nested more than {MAX_DEPTH} levels deep")
+        done[id(x)] = x
+        if isinstance(x, dict):
+            for k, v in x.items():
+                x[k] = walk(v, depth + 1)
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                x[i] = walk(v, depth + 1)
+        else:
+            items = [walk(v, depth + 1) for v in x]
+            if type(x) is tuple and any(a is not b for a, b in zip(items, x)):
+                done[id(x)] = tuple(items)
+        return done[id(x)]
+
+    return walk(obj, 0)
+
+
+def _reason(exc):
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if not text or isinstance(exc, (MemoryError, RecursionError)) else text
+
+
+def _load_checked(f):
+    start = f.tell()
+    size = f.seek(0, io.SEEK_END) - start
+    f.seek(start)
+    scan_pickle(f)
+    f.seek(start)
+    obj = SafeUnpickler(f, encoding="latin1", max_bytes=ALLOC_FACTOR * size + ALLOC_SLACK).load()
+    return _plain(obj)
+
+
 def safe_pickle_load(path_or_bytes):
-    """Unpickle a file path, bytes or file object with `SafeUnpickler`."""
+    """Unpickle a file path, bytes or file object with `SafeUnpickler`, after checking its
+    opcodes (`ppgan.weights.pickle_guard.scan_pickle`: no declared length beyond the file, no
+    runaway memo). Returns plain containers, numpy arrays and scalars.
+
+    Raises CheckpointError (one line naming the file) for anything refused, malformed or
+    truncated; OSError when the file cannot be read."""
+    where = path_or_bytes if isinstance(path_or_bytes, (str, os.PathLike)) else "pickle data"
     try:
         if isinstance(path_or_bytes, (bytes, bytearray)):
-            return SafeUnpickler(io.BytesIO(path_or_bytes), encoding="latin1").load()
+            return _load_checked(io.BytesIO(path_or_bytes))
         if hasattr(path_or_bytes, "read"):
-            return SafeUnpickler(path_or_bytes, encoding="latin1").load()
+            f = path_or_bytes
+            if not (hasattr(f, "seekable") and f.seekable()):
+                f = io.BytesIO(f.read())
+            return _load_checked(f)
         with open(path_or_bytes, "rb") as f:
-            return SafeUnpickler(f, encoding="latin1").load()
+            return _load_checked(f)
     except pickle.UnpicklingError as e:
-        where = path_or_bytes if isinstance(path_or_bytes, (str, os.PathLike)) else "pickle data"
-        raise CheckpointError(f"unsafe or invalid pickle {where}: {e}") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, UnicodeDecodeError) as e:
-        where = path_or_bytes if isinstance(path_or_bytes, (str, os.PathLike)) else "pickle data"
-        raise CheckpointError(f"corrupt or truncated pickle {where}: {e}") from None
+        raise CheckpointError(f"unsafe or invalid pickle {where}: {_reason(e)}") from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError, MemoryError,
+            RecursionError, struct.error) as e:
+        raise CheckpointError(f"corrupt or truncated pickle {where}: {_reason(e)}") from None
 
 
 def _as_array(value, name):
