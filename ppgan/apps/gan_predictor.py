@@ -1,4 +1,12 @@
-"""Generate images from a trained GAN: sample grid, interpolation strip, 2-D latent plane."""
+"""Generate images from a trained GAN: sample grid, interpolation strip, 2-D latent plane.
+
+Memory stays bounded whatever the number of samples: latents are drawn and run through the
+generator in batches (`batch_size` images, fewer for large images: at most `BATCH_PIXELS` output
+pixels per batch), and a grid holds at most `max_grid_pixels` pixels; more samples than one grid
+holds are written as several numbered grids (samples_00000.png, samples_00001.png, ...), each
+assembled from its batches and written before the next is generated. The batch size depends only
+on the generator (never on free memory), so a seed gives the same images on every machine.
+"""
 import math
 import os
 
@@ -10,6 +18,10 @@ from ..utils.errors import PPGANError
 from ..utils.visual import save_grid
 from ..weights import load, load_into
 from .base_predictor import BasePredictor
+
+MAX_GRID_PIXELS = 1 << 23  # 8 megapixels per grid file (e.g. 2896 x 2896)
+BATCH_PIXELS = 1 << 22     # output pixels per generator batch (64 images of 256 x 256)
+GRID_PADDING = 2           # pixels between and around the images of a grid (`save_grid`)
 
 
 def slerp(a, b, t):
@@ -51,6 +63,8 @@ class GANPredictor(BasePredictor):
         self.netG.to(self.device).eval()
         self.n_class = int(getattr(self.netG, "n_class", 0))
 
+    batch_size = 64  # images per generator call (fewer when they are large; see BATCH_PIXELS)
+
     def _latents(self, n, gen):
         z = self.netG.random_inputs(n, generator=gen)
         return z[0] if isinstance(z, (list, tuple)) else z
@@ -61,19 +75,53 @@ class GANPredictor(BasePredictor):
             return self.netG(z, classes.to(self.device)).float().cpu()
         return self.netG(z).float().cpu()
 
+    def _forward_batched(self, z, classes=None):
+        """`_forward` over `z` in batches of `_batch()` rows (the latents are already drawn)."""
+        b = self._batch()
+        return torch.cat([self._forward(z[i:i + b], None if classes is None else classes[i:i + b])
+                          for i in range(0, z.shape[0], b)])
+
+    @torch.no_grad()
+    def image_shape(self):
+        """(C, H, W) of one generated image (from one forward pass, kept)."""
+        if getattr(self, "_image_shape", None) is None:
+            z = self._latents(1, torch.Generator().manual_seed(0))
+            self._image_shape = tuple(self._forward(z, torch.zeros(1, dtype=torch.long)).shape[1:])
+        return self._image_shape
+
+    def _batch(self):
+        """Images per generator call: `batch_size`, fewer for large images (at most BATCH_PIXELS)."""
+        _, h, w = self.image_shape()
+        return max(1, min(self.batch_size, BATCH_PIXELS // (h * w)))
+
+    def _classes(self, start, count, class_id, nrow):
+        """Class ids of samples start..start+count: `class_id`, or classes cycling row by row."""
+        if not self.n_class:
+            return None
+        if class_id is not None:
+            return torch.full((count,), int(class_id))
+        return (torch.arange(start, start + count) // nrow) % self.n_class
+
+    @torch.no_grad()
+    def batches(self, n, class_id=None, seed=0, nrow=None):
+        """Yield (images [b, C, H, W] in [-1, 1], class ids or None) for n samples, a batch at a
+        time (the samples `generate` returns, in order, without holding them all)."""
+        self._check_class(class_id)
+        gen = torch.Generator().manual_seed(seed)
+        nrow = nrow or (self.n_class if self.n_class and class_id is None else math.ceil(math.sqrt(n)))
+        b = self._batch()
+        for start in range(0, n, b):
+            count = min(b, n - start)
+            classes = self._classes(start, count, class_id, nrow)
+            yield self._forward(self._latents(count, gen), classes), classes
+
     @torch.no_grad()
     def generate(self, n=64, class_id=None, seed=0, nrow=None):
-        """n samples [n, C, H, W] in [-1, 1]; conditional models cycle classes row by row
-        unless `class_id` is given."""
-        gen = torch.Generator().manual_seed(seed)
-        z = self._latents(n, gen)
-        nrow = nrow or (self.n_class if self.n_class and class_id is None else math.ceil(math.sqrt(n)))
-        classes = None
-        if self.n_class:
-            self._check_class(class_id)
-            classes = torch.full((n,), int(class_id)) if class_id is not None else \
-                (torch.arange(n) // nrow) % self.n_class
-        return self._forward(z, classes), classes
+        """n samples [n, C, H, W] in [-1, 1] (all in memory: use `batches` or `run` for many);
+        conditional models cycle classes row by row unless `class_id` is given."""
+        parts = list(self.batches(n, class_id, seed, nrow))
+        classes = torch.cat([c for _, c in parts]) if self.n_class else None
+        return torch.cat([imgs for imgs, _ in parts]), classes
 
     @torch.no_grad()
     def interpolate(self, rows=4, steps=10, class_id=None, seed=0):
@@ -89,28 +137,61 @@ class GANPredictor(BasePredictor):
             self._check_class(class_id)
             per_row = torch.full((rows,), int(class_id)) if class_id is not None else torch.arange(rows) % self.n_class
             classes = per_row.repeat_interleave(steps)
-        return self._forward(z, classes)
+        return self._forward_batched(z, classes)
 
     @torch.no_grad()
     def latent_plane(self, n=16):
         """The whole 2-D latent plane as an n x n grid (generators with `latent_grid`)."""
         if not hasattr(self.netG, "latent_grid") or getattr(self.netG, "latent_dim", 0) != 2:
             return None
-        return self._forward(self.netG.latent_grid(n))
+        return self._forward_batched(self.netG.latent_grid(n))
 
     def _check_class(self, class_id):
+        if class_id is not None and not self.n_class:
+            raise PPGANError("class_id given, but this generator is not class-conditional")
         if class_id is not None and not 0 <= int(class_id) < self.n_class:
             raise PPGANError(f"class_id must be in 0..{self.n_class - 1}, got {class_id}")
 
-    def run(self, n=64, class_id=None, seed=0, output="output_dir/gan_generate", steps=10, plane=16):
+    def grid_pixels(self, count, ncol, padding=GRID_PADDING):
+        """Pixels of a grid of `count` images, `ncol` per row (as `save_grid` lays it out)."""
+        _, h, w = self.image_shape()
+        ncol = min(ncol, count)
+        return (math.ceil(count / ncol) * (h + padding) + padding) * (ncol * (w + padding) + padding)
+
+    def images_per_grid(self, n, nrow=None, max_grid_pixels=MAX_GRID_PIXELS):
+        """How many of n samples one grid file takes: all n if they fit in `max_grid_pixels`; else
+        the most that do (whole rows of `nrow` when the row width is fixed; a square otherwise),
+        at least one row."""
+        if nrow:  # conditional models: rows of n_class images, one class per row
+            rows = max(1, math.ceil(n / nrow))
+            while rows > 1 and self.grid_pixels(rows * nrow, nrow) > max_grid_pixels:
+                rows = max(1, min(rows - 1, int(rows * math.sqrt(max_grid_pixels / self.grid_pixels(rows * nrow, nrow)))))
+            return min(n, rows * nrow)
+        if self.grid_pixels(n, math.ceil(math.sqrt(n))) <= max_grid_pixels:
+            return n
+        side = max(1, math.isqrt(max_grid_pixels // self.grid_pixels(1, 1)) + 1)
+        while side > 1 and self.grid_pixels(side * side, side) > max_grid_pixels:
+            side -= 1
+        return side * side
+
+    def run(self, n=64, class_id=None, seed=0, output="output_dir/gan_generate", steps=10, plane=16,
+            max_grid_pixels=MAX_GRID_PIXELS):
         """Write samples.png, interpolation.png (and latent_plane.png for 2-D latents) into
-        the folder `output`; return {name: path}."""
-        if class_id is not None and not self.n_class:
-            raise PPGANError("class_id given, but this generator is not class-conditional")
-        samples, classes = self.generate(n, class_id, seed)
-        nrow = self.n_class if self.n_class and class_id is None else math.ceil(math.sqrt(n))
-        paths = {"samples": save_grid(samples, os.path.join(output, "samples.png"), nrow=nrow)}
+        the folder `output`; return {name: path}. More samples than one grid of at most
+        `max_grid_pixels` pixels holds go to samples_00000.png, samples_00001.png, ... (then
+        'samples' maps to the list of paths), generated one grid at a time."""
+        self._check_class(class_id)
+        if int(max_grid_pixels) < 1:
+            raise PPGANError(f"max_grid_pixels must be >= 1, got {max_grid_pixels}")
         rows = min(self.n_class, 10) if self.n_class and class_id is None else 4
+        if self.grid_pixels(rows * steps, steps) > max_grid_pixels:
+            _, h, w = self.image_shape()
+            most = max(2, (max_grid_pixels // (rows * (h + GRID_PADDING) + GRID_PADDING) - GRID_PADDING)
+                       // (w + GRID_PADDING))
+            raise PPGANError(f"{steps} interpolation steps make a strip of {self.grid_pixels(rows * steps, steps)} "
+                             f"pixels, more than the {max_grid_pixels} a grid may have; use at most {most} steps "
+                             "(or raise the pixel limit)")
+        paths = {"samples": self._write_samples(n, class_id, seed, output, max_grid_pixels)}
         strip = self.interpolate(rows=rows, steps=steps, class_id=class_id, seed=seed)
         paths["interpolation"] = save_grid(strip, os.path.join(output, "interpolation.png"), nrow=steps)
         plane_imgs = self.latent_plane(plane)
@@ -119,3 +200,25 @@ class GANPredictor(BasePredictor):
                                               padding=0)
         return paths
 
+    def _write_samples(self, n, class_id, seed, output, max_grid_pixels):
+        """samples.png, or numbered grids of `images_per_grid` samples each; the path(s)."""
+        fixed_row = self.n_class if self.n_class and class_id is None else None
+        per_grid = self.images_per_grid(n, fixed_row, max_grid_pixels)
+        if per_grid >= n:
+            samples, _ = self.generate(n, class_id, seed, nrow=fixed_row)
+            return save_grid(samples, os.path.join(output, "samples.png"),
+                             nrow=fixed_row or math.ceil(math.sqrt(n)))
+        n_files = math.ceil(n / per_grid)
+        digits = max(5, len(str(n_files - 1)))
+        paths, pending, count, written = [], [], 0, 0
+        for imgs, _ in self.batches(n, class_id, seed, nrow=fixed_row):
+            pending.append(imgs)
+            count += imgs.shape[0]
+            while count >= per_grid or (count and written + count == n):  # a full grid, or the last one
+                block = torch.cat(pending)
+                take = min(per_grid, count)
+                path = os.path.join(output, f"samples_{len(paths):0{digits}d}.png")
+                paths.append(save_grid(block[:take], path, nrow=fixed_row or math.ceil(math.sqrt(take))))
+                written += take
+                pending, count = [block[take:]], count - take
+        return paths

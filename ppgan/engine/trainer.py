@@ -30,6 +30,7 @@ import random
 import sys
 import time
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -41,10 +42,25 @@ from ..models import build_model
 from ..solver import build_lr_scheduler, build_optimizer
 from ..utils.config import dump_config
 from ..utils.device import resolve_device
-from ..utils.errors import ConfigError, NonFiniteLossError, PPGANError
+from ..utils.errors import CheckpointError, ConfigError, NonFiniteLossError, PPGANError
+from ..utils.inference import (address_space_limit, address_space_room, address_space_used, failed_allocation,
+                               format_bytes, is_out_of_memory, memory_situation)
 from ..utils.io import check_writable_dir
 from ..utils.logger import get_logger
 from . import checkpoint as ckpt
+
+
+def _missing_folders(path):
+    """The folders `os.makedirs(path)` would create, outermost first."""
+    missing = []
+    path = os.path.abspath(path)
+    while not os.path.lexists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing[::-1]
 
 
 def seed_everything(seed):
@@ -64,6 +80,12 @@ def rng_neutral():
 
 
 NO_BAD_ITER = 2 ** 62  # "no non-finite value yet" in LossMeter.first_bad
+# Under an address-space limit (`ulimit -v`): less room than MIN_ROOM once the libraries are
+# loaded is clearly too little to train (refused at once); each CPU thread beyond the first may
+# map about THREAD_ROOM (its stack and a 64 MiB malloc arena) and a thread that cannot be created
+# kills the process inside OpenMP, so threads are capped to a quarter of the room.
+MIN_ROOM = 128 << 20
+THREAD_ROOM = 72 << 20
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
 
@@ -237,6 +259,17 @@ class Trainer:
 
     def __init__(self, cfg, device="auto", seed=None, resume=None, load=None, evaluate_only=False,
                  config_path=None, run_dir=None, quiet=False):
+        self.logger = None
+        self._created = []  # folders / files this run made; removed again if the setup fails
+        try:
+            self._setup(cfg, device, seed, resume, load, evaluate_only, config_path, run_dir, quiet)
+        except BaseException as e:
+            self._discard_created()
+            if isinstance(e, (MemoryError, RuntimeError, cv2.error)) and is_out_of_memory(e):
+                raise self._memory_error(e, "while setting up the run") from None
+            raise
+
+    def _setup(self, cfg, device, seed, resume, load, evaluate_only, config_path, run_dir, quiet):
         self.cfg = cfg
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -281,8 +314,10 @@ class Trainer:
                 run_dir = f"{run_dir}-{i}"
         self.run_dir = run_dir
         if self.is_main:
+            self._created += _missing_folders(self.run_dir)
             check_writable_dir(self.run_dir)
-        self.logger = get_logger(self.run_dir if self.is_main else None, rank=self.rank, quiet=quiet)
+        self.logger = get_logger(None, rank=self.rank, quiet=quiet)  # files opened once the setup succeeded
+        self._fit_address_space()
 
         # ---- data, model, optimizers -----------------------------------------------------
         seed_everything(self.seed)
@@ -337,7 +372,7 @@ class Trainer:
         self._first_test_visuals = None
         self.meter = LossMeter(self.device)
         if load:
-            names = ckpt.load_weights(self.model, load)
+            names = ckpt.load_weights(self.model, load, model_cfg=cfg["model"])
             self.logger.info(f"loaded weights for {', '.join(names)} from {load}")
         if resume:
             self._resume(resume)
@@ -345,9 +380,59 @@ class Trainer:
         if self.world_size > 1 and not resume:
             seed_everything(self.seed + 1000003 * self.rank)
 
-        if self.is_main:
+        self._tb = None
+        if self.is_main:  # the run's files, last: a run that fails to start leaves none
+            self._created += [p for p in (os.path.join(self.run_dir, n) for n in
+                                          ("train.log", "log.jsonl", "config.yaml", "tensorboard"))
+                              if not os.path.lexists(p)]
+            self.logger.open_files(self.run_dir, resume_iter=self.iter if resume else None)
             dump_config(cfg, os.path.join(self.run_dir, "config.yaml"))
-        self._tb = self._open_tensorboard() if self.is_main and not evaluate_only else None
+            self._tb = self._open_tensorboard() if not evaluate_only else None
+        self._created = []  # set up: from here on the run folder is the run's record
+
+    def _discard_created(self):
+        """Remove what a failed setup made (never anything that was there before): its files in
+        the run folder, and the folders it created if they are empty then."""
+        if self.logger is not None:
+            self.logger.close()
+        for path in reversed(self._created):
+            with contextlib.suppress(OSError):
+                if os.path.isdir(path) and not os.path.islink(path):
+                    if os.path.basename(path) == "tensorboard":
+                        shutil.rmtree(path)
+                    else:
+                        os.rmdir(path)  # only when empty
+                else:
+                    os.remove(path)
+        self._created = []
+
+    def _fit_address_space(self):
+        """Under an address-space limit (`ulimit -v`): refuse at once when it leaves clearly too
+        little room to train, and cap the CPU threads so that creating them cannot exhaust it."""
+        room = address_space_room()
+        if room is None:
+            return
+        limit, used = address_space_limit(), address_space_used()
+        if room < MIN_ROOM:
+            raise PPGANError(f"the address-space limit (ulimit -v) of {format_bytes(limit)} leaves only "
+                             f"{format_bytes(room)} once the libraries are loaded ({format_bytes(used)}); training "
+                             f"needs more: raise it to {format_bytes(used + (1 << 30))} or more, or remove it")
+        threads = torch.get_num_threads()
+        fit = max(1, room // (4 * THREAD_ROOM))
+        if threads > fit:
+            torch.set_num_threads(fit)
+            self.logger.warning(f"address-space limit (ulimit -v) {format_bytes(limit)}, {format_bytes(room)} free: "
+                                f"using {fit} CPU thread(s) instead of {threads}")
+
+    def _memory_error(self, exc, where):
+        """The one-line PPGANError for running out of memory `where` ('at iteration 12')."""
+        failed = failed_allocation(exc)
+        could_not = f": could not allocate {format_bytes(failed)}" if failed else ""
+        batch = ((self.cfg.get("dataset") or {}).get("train") or {}).get("batch_size") \
+            if isinstance(getattr(self, "cfg", None), dict) else None
+        lower = f"lower dataset.train.batch_size (now {batch})" if batch else "use a smaller model or batch"
+        return PPGANError(f"out of memory {where}{could_not}{memory_situation()}; {lower}, "
+                          "free memory or raise the limit")
 
     # ---- construction helpers ------------------------------------------------------------
     def _build_optimizers(self, opt_cfg, sched_cfg):
@@ -452,21 +537,37 @@ class Trainer:
 
     def _resume(self, path):
         state = ckpt.load(path)
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{path} is not a training checkpoint (it holds a {type(state).__name__})")
         for key in ("nets", "optimizers", "iter", "rng"):
             if key not in state:
-                raise PPGANError(f"{path} is not a training checkpoint (no '{key}'); use --load for weights")
+                raise CheckpointError(f"{path} is not a training checkpoint (no '{key}'); use --load for weights")
+        saved = ckpt.saved_model_config(state)
+        ckpt.check_same_model(saved, self.cfg["model"], path)
+        ckpt.check_nets_fit(self.model, state["nets"], path, saved, self.cfg["model"])
         self.model.load_state_dict(state["nets"])
-        for name, opt in self.optimizers.items():
-            if name not in state["optimizers"]:
-                raise PPGANError(f"checkpoint {path} has no state for optimizer '{name}'")
-            opt.load_state_dict(state["optimizers"][name])
-        for name, sched in self.schedulers.items():
-            if name in state.get("schedulers", {}):
-                sched.load_state_dict(state["schedulers"][name])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.iter, self.epoch = int(state["iter"]), int(state.get("epoch", 0))
-        ckpt.set_rng_state(state["rng"])
+        part = "optimizers"
+        try:  # the nets fit; what is left can only be malformed (a hand-made or damaged file)
+            for name, opt in self.optimizers.items():
+                if name not in state["optimizers"]:
+                    raise CheckpointError(f"checkpoint {path} has no state for optimizer '{name}' "
+                                          f"(it has: {', '.join(map(str, state['optimizers'])) or 'none'})")
+                part = f"optimizers.{name}"
+                opt.load_state_dict(state["optimizers"][name])
+            for name, sched in self.schedulers.items():
+                if name in (state.get("schedulers") or {}):
+                    part = f"schedulers.{name}"
+                    sched.load_state_dict(state["schedulers"][name])
+            if self.scaler is not None and state.get("scaler"):
+                part = "scaler"
+                self.scaler.load_state_dict(state["scaler"])
+            part = "iter"
+            self.iter, self.epoch = int(state["iter"]), int(state.get("epoch", 0))
+            part = "rng"
+            ckpt.set_rng_state(state["rng"])
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as e:
+            raise CheckpointError(f"checkpoint {path}: its '{part}' entry does not fit this config's "
+                                  f"training state ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else '-'})") from None
         if self.world_size > 1:
             seed_everything(self.seed + 1000003 * self.rank + self.iter)
         self.last_checkpoint = path
@@ -584,11 +685,29 @@ class Trainer:
     # ---- main loops --------------------------------------------------------------------------
     def evaluate(self):
         """--evaluate-only: metrics over the test set, test images and sample grids."""
-        results = self.validate(save_images=True)
-        paths = self.save_visuals(folder="eval", tag="samples")
+        with self._out_of_memory_is_an_error("while evaluating"):
+            results = self.validate(save_images=True)
+            paths = self.save_visuals(folder="eval", tag="samples")
         return results, paths
 
+    @contextlib.contextmanager
+    def _out_of_memory_is_an_error(self, where=None):
+        """Running out of (CPU or GPU) memory inside becomes one PPGANError naming the iteration
+        and what to lower; `where` None: 'at iteration N' (the one being computed)."""
+        try:
+            yield
+        except (MemoryError, RuntimeError, cv2.error) as e:  # numpy, torch's allocators, OpenCV
+            if not is_out_of_memory(e):
+                raise
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise self._memory_error(e, where or f"at iteration {self.iter + 1}") from None
+
     def train(self):
+        with self._out_of_memory_is_an_error():
+            return self._train()
+
+    def _train(self):
         self.model.train()
         total = self.total_iters
         if self.iter >= total:

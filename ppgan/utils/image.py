@@ -15,9 +15,13 @@ limit; about 13,377 x 13,377, 537 MB as 8-bit RGB). A 2.6 MB PNG of one colour c
 EXIF orientation (JPEG APP1, PNG eXIf, WebP EXIF) is applied in every mode, so a photo taken
 upright comes out upright (TIFF's orientation tag OpenCV applies itself).
 """
+import contextlib
 import os
 import re
 import struct
+import sys
+import tempfile
+import threading
 
 import cv2
 import numpy as np
@@ -108,8 +112,10 @@ def imread(path, mode="rgb", max_pixels=None):
             f"cannot read image {path}: the {fmt} header declares {width}x{height} pixels "
             f"({pixels / 1e6:.0f} Mpx), more than the limit of {limit} (raise it with "
             f"{ENV_MAX_IMAGE_PIXELS}=<pixels>, 0 = no limit)")
+    messages = []
     try:
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), _READ_FLAGS[mode])
+        with _decoder_messages(messages):
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), _READ_FLAGS[mode])
     except cv2.error as e:
         raise DatasetError(f"cannot read image {path}: OpenCV cannot decode this {fmt} file "
                            f"({_cv2_reason(e)})") from None
@@ -117,8 +123,11 @@ def imread(path, mode="rgb", max_pixels=None):
         raise DatasetError(f"cannot read image {path}: not enough memory to decode {width}x{height} "
                            "pixels") from None
     if img is None or img.size == 0:
+        why = messages[-1] if messages else "truncated or corrupt?"
         raise DatasetError(f"cannot read image {path}: not a valid or supported image file "
-                           f"(OpenCV cannot decode this {fmt} file; truncated or corrupt?)")
+                           f"(OpenCV cannot decode this {fmt} file; {why})")
+    if any(m.startswith("Premature end of JPEG file") for m in messages):  # libjpeg filled the rest grey
+        raise DatasetError(f"cannot read image {path}: the JPEG file is truncated (Premature end of JPEG file)")
     if img.ndim == 3:
         if img.shape[2] == 3:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -127,6 +136,37 @@ def imread(path, mode="rgb", max_pixels=None):
         elif img.shape[2] == 1:
             img = img[..., 0]
     return apply_orientation(img, orientation)
+
+
+_STDERR_SWAP = threading.Lock()
+
+
+@contextlib.contextmanager
+def _decoder_messages(out):
+    """libpng and libjpeg print their warnings and errors ('libpng error: Not enough image data',
+    'Corrupt JPEG data: ...') on file descriptor 2 themselves (OpenCV installs no handler for
+    them), which would add lines to a CLI's one-line error. For the few milliseconds of a decode,
+    fd 2 goes to a temp file and the lines are collected in `out` (decodes take turns; anything
+    another thread writes to fd 2 in that window is collected too)."""
+    with _STDERR_SWAP:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, AttributeError, ValueError):  # no stderr to keep clean
+            yield
+            return
+        try:
+            with tempfile.TemporaryFile() as tmp:
+                os.dup2(tmp.fileno(), 2)
+                try:
+                    yield
+                finally:
+                    os.dup2(saved, 2)
+                    tmp.seek(0)
+                    text = tmp.read(1 << 16).decode("utf-8", "replace")
+                    out.extend(line.strip() for line in text.splitlines() if line.strip())
+        finally:
+            os.close(saved)
 
 
 def _cv2_reason(e):
@@ -176,9 +216,13 @@ def exif_orientation(blob):
             if tag == 0x0112:
                 value = struct.unpack_from(bo + ("H" if kind == 3 else "I"), blob, ifd + 10 + 12 * i)[0]
                 return value if kind in (3, 4) and 1 <= value <= 8 else 1
-    except (struct.error, IndexError):
+    except (struct.error, IndexError, OverflowError):
         pass
     return 1
+
+
+class _BadHeader(ValueError):
+    """What is wrong with a header, in words."""
 
 
 def read_header(data):
@@ -191,20 +235,20 @@ def read_header(data):
         if data.startswith(magic):
             try:
                 width, height, pixels, exif = parse(data)
-            except (struct.error, IndexError, ValueError) as e:
-                return f"broken {fmt} header" + (f": {e}" if isinstance(e, ValueError) and str(e) else "")
+            except (struct.error, IndexError, ValueError, OverflowError) as e:
+                return f"broken {fmt} header" + (f": {e}" if isinstance(e, _BadHeader) else "")
             return fmt, width, height, max(pixels, width * height), exif_orientation(exif) if exif else 1
     if data[4:8] == b"ftyp" and any(b in data[8:64] for b in (b"avif", b"avis")):
         try:
             return ("AVIF",) + _avif(data) + (1,)
-        except (struct.error, IndexError, ValueError) as e:
-            return f"broken AVIF header: {e}"
+        except (struct.error, IndexError, ValueError, OverflowError) as e:
+            return "broken AVIF header" + (f": {e}" if isinstance(e, _BadHeader) else "")
     return None
 
 
 def _png(d):
     if d[12:16] != b"IHDR":
-        raise ValueError("no IHDR chunk")
+        raise _BadHeader("no IHDR chunk")
     w, h = struct.unpack_from(">II", d, 16)
     pixels, exif, pos = w * h, None, 8
     while pos + 8 <= len(d):  # ancillary chunks before the image data: eXIf, APNG's first fcTL
@@ -227,7 +271,7 @@ def _jpeg(d):
     pos, exif = 2, None
     while pos + 4 <= len(d):
         if d[pos] != 0xFF:
-            raise ValueError(f"no marker at byte {pos}")
+            raise _BadHeader(f"no marker at byte {pos}")
         marker = d[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -244,7 +288,7 @@ def _jpeg(d):
         if marker == 0xE1 and exif is None and d[pos + 4:pos + 10] == b"Exif\0\0":
             exif = d[pos + 10:pos + 2 + length]
         pos += 2 + length
-    raise ValueError("no frame header")
+    raise _BadHeader("no frame header")
 
 
 def _gif(d):
@@ -283,14 +327,14 @@ def _tiff(d):
         if tag in (256, 257, 322, 323) and kind in (3, 4, 16):
             fields[tag] = struct.unpack_from(bo + {3: "H", 4: "I", 16: "Q"}[kind], d, at + value_at)[0]
     if 256 not in fields or 257 not in fields:
-        raise ValueError("no image width or length")
+        raise _BadHeader("no image width or length")
     tile = fields.get(322, 0) * fields.get(323, 0)
     return fields[256], fields[257], tile, None  # orientation: OpenCV applies TIFF's itself
 
 
 def _webp(d):
     if d[8:12] != b"WEBP":
-        raise ValueError("not WEBP")
+        raise _BadHeader("not WEBP")
     size, pixels, exif, pos = None, 0, None, 12
     while pos + 8 <= len(d):
         kind, length = struct.unpack_from("<4sI", d, pos)
@@ -301,12 +345,12 @@ def _webp(d):
             size = (w, h)
         elif kind == b"VP8 ":
             if d[body + 3:body + 6] != b"\x9d\x01\x2a":
-                raise ValueError("bad VP8 start code")
+                raise _BadHeader("bad VP8 start code")
             w, h = (v & 0x3FFF for v in struct.unpack_from("<HH", d, body + 6))
             size, pixels = size or (w, h), max(pixels, w * h)
         elif kind == b"VP8L":
             if d[body] != 0x2F:
-                raise ValueError("bad VP8L signature")
+                raise _BadHeader("bad VP8L signature")
             bits = struct.unpack_from("<I", d, body + 1)[0]
             w, h = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
             size, pixels = size or (w, h), max(pixels, w * h)
@@ -314,7 +358,7 @@ def _webp(d):
             exif = d[body:body + length]
         pos = body + length + (length & 1)
     if size is None:
-        raise ValueError("no image chunk")
+        raise _BadHeader("no image chunk")
     return size[0], size[1], pixels, exif
 
 
@@ -323,7 +367,7 @@ def _pnm_numbers(d, pos, count):
     numbers = []
     while len(numbers) < count:
         if pos > 65536:
-            raise ValueError("header too long")
+            raise _BadHeader("header too long")
         c = d[pos]
         if c == 0x23:  # '#'
             pos = d.index(b"\n", pos, pos + 65536)
@@ -334,11 +378,11 @@ def _pnm_numbers(d, pos, count):
             while end < len(d) and 0x30 <= d[end] <= 0x39:
                 end += 1
             if end - pos > 18:
-                raise ValueError("number too long")
+                raise _BadHeader("number too long")
             numbers.append(int(d[pos:end]))
             pos = end
         else:
-            raise ValueError("not a number")
+            raise _BadHeader("not a number")
     return numbers
 
 
@@ -353,7 +397,7 @@ def _pam(d):
     w, h = (re.search(rb"\n\s*" + key + rb"\s+(\d{1,18})", head[:end if end >= 0 else None]) for key in
             (b"WIDTH", b"HEIGHT"))
     if w is None or h is None:
-        raise ValueError("no WIDTH or HEIGHT")
+        raise _BadHeader("no WIDTH or HEIGHT")
     return int(w.group(1)), int(h.group(1)), 0, None
 
 
@@ -367,7 +411,7 @@ def _hdr(d):
     end = head.find(b"\n\n")
     m = re.match(rb"\s*[-+]([XY])\s+(\d{1,18})\s+[-+][XY]\s+(\d{1,18})", head[end + 2:]) if end >= 0 else None
     if m is None:
-        raise ValueError("no resolution line")
+        raise _BadHeader("no resolution line")
     a, b = int(m.group(2)), int(m.group(3))
     return (b, a, 0, None) if m.group(1) == b"Y" else (a, b, 0, None)
 
@@ -375,7 +419,7 @@ def _hdr(d):
 def _jpeg2000(d):
     at = d.find(b"\xff\x4f\xff\x51")  # the codestream's SIZ marker (raw, or inside a JP2 box)
     if at < 0:
-        raise ValueError("no SIZ marker")
+        raise _BadHeader("no SIZ marker")
     xs, ys, xo, yo, xt, yt = struct.unpack_from(">IIIIII", d, at + 8)
     return max(xs - xo, 0), max(ys - yo, 0), xt * yt, None
 
@@ -392,9 +436,9 @@ def _exr(d):
             x0, y0, x1, y1 = struct.unpack_from("<iiii", d, type_end + 5)
             return max(x1 - x0 + 1, 0), max(y1 - y0 + 1, 0), 0, None
         if size < 0:
-            raise ValueError("negative attribute size")
+            raise _BadHeader("negative attribute size")
         pos = type_end + 5 + size
-    raise ValueError("no dataWindow")
+    raise _BadHeader("no dataWindow")
 
 
 def _avif(d):
@@ -404,7 +448,7 @@ def _avif(d):
         sizes.append(struct.unpack_from(">II", head, at + 8))
         at = head.find(b"ispe", at + 4)
     if not sizes:
-        raise ValueError("no image size (ispe)")
+        raise _BadHeader("no image size (ispe)")
     w, h = max(sizes, key=lambda s: s[0] * s[1])
     return w, h, w * h
 

@@ -1,5 +1,12 @@
 """Run logger: console lines (through tqdm, so progress bars stay intact), a text log file and
-a JSON-lines metrics log in the run folder. Only rank 0 writes files."""
+a JSON-lines metrics log in the run folder. Only rank 0 writes files.
+
+The files are opened by `open_files` once the run is set up (the trainer calls it last), so a
+run that fails to start leaves no empty `train.log` behind; what was logged before goes into
+`train.log` then. On resume, `open_files(run_dir, resume_iter=N)` first drops the `log.jsonl`
+records of iterations after N (written after the checkpoint the run resumes from), so every
+iteration is in the log once, whatever the number of kills and resumes.
+"""
 import json
 import logging
 import os
@@ -7,6 +14,8 @@ import sys
 import time
 
 from tqdm import tqdm
+
+from .io import atomic_write_text
 
 
 class _TqdmHandler(logging.StreamHandler):
@@ -17,24 +26,83 @@ class _TqdmHandler(logging.StreamHandler):
             self.handleError(record)
 
 
+class _KeepHandler(logging.Handler):
+    """Keeps the records logged before the log file is opened."""
+
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def drop_jsonl_after(path, last_iter):
+    """Rewrite the JSON-lines log `path` without the records of iterations after `last_iter` and
+    without lines that do not parse (one cut short by a kill); returns how many lines were dropped."""
+    if not os.path.isfile(path):
+        return 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().splitlines()
+    keep = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("iter"), int) and record["iter"] <= last_iter:
+            keep.append(line)
+    if len(keep) != len(lines):
+        atomic_write_text(path, "".join(line + "\n" for line in keep))
+    return len(lines) - len(keep)
+
+
 class RunLogger:
     def __init__(self, run_dir=None, rank=0, quiet=False):
-        self.run_dir = run_dir
+        self.run_dir = None
+        self.rank = rank
         self.logger = logging.getLogger(f"ppgan.run.{id(self)}")
         self.logger.setLevel(logging.INFO)
         self.logger.propagate = False
-        fmt = logging.Formatter("[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+        self._fmt = logging.Formatter("[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
         if rank == 0 and not quiet:
             h = _TqdmHandler()
-            h.setFormatter(fmt)
+            h.setFormatter(self._fmt)
             self.logger.addHandler(h)
         self._jsonl = None
-        if run_dir and rank == 0:
-            os.makedirs(run_dir, exist_ok=True)
-            fh = logging.FileHandler(os.path.join(run_dir, "train.log"), encoding="utf-8")
-            fh.setFormatter(fmt)
-            self.logger.addHandler(fh)
-            self._jsonl = os.path.join(run_dir, "log.jsonl")
+        self._file = None
+        self._keep = None
+        if rank == 0:
+            self._keep = _KeepHandler()
+            self.logger.addHandler(self._keep)
+        if run_dir:
+            self.open_files(run_dir)
+
+    def open_files(self, run_dir, resume_iter=None):
+        """Start writing `train.log` (with the lines logged so far) and `log.jsonl` in `run_dir`;
+        `resume_iter`: drop the log.jsonl records after that iteration first. Rank 0 only."""
+        self.run_dir = run_dir
+        if self.rank != 0 or self._file is not None:
+            return
+        os.makedirs(run_dir, exist_ok=True)
+        self._jsonl = os.path.join(run_dir, "log.jsonl")
+        if resume_iter is not None:
+            drop_jsonl_after(self._jsonl, resume_iter)
+        fh = logging.FileHandler(os.path.join(run_dir, "train.log"), encoding="utf-8")
+        fh.setFormatter(self._fmt)
+        for record in self._keep.records:
+            fh.handle(record)
+        self.logger.removeHandler(self._keep)
+        self._keep = None
+        self.logger.addHandler(fh)
+        self._file = fh
+
+    def close(self):
+        """Close the log file (the console keeps working)."""
+        if self._file is not None:
+            self.logger.removeHandler(self._file)
+            self._file.close()
+            self._file = None
 
     def info(self, msg):
         self.logger.info(msg)

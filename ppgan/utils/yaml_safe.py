@@ -22,6 +22,7 @@ from yaml.events import AliasEvent
 from yaml.resolver import Resolver
 
 from .errors import ConfigError
+from .io import read_regular
 
 MAX_BYTES = 4 << 20
 MAX_NODES = 100_000
@@ -147,8 +148,6 @@ def read_text(path, what="config"):
         ConfigError: naming `what` and the file, when it is missing, not a regular file, too
             large, unreadable or not UTF-8 (with the line of the first bad byte).
     """
-    from .io import read_regular
-
     try:
         data = read_regular(path, max_bytes=MAX_BYTES)
     except FileNotFoundError:

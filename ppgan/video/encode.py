@@ -24,9 +24,10 @@ when the output container can hold it, otherwise converted:
     .webm: opus and vorbis copied, other audio -> Opus; WebVTT copied, other text subtitles ->
         WebVTT; bitmap subtitles dropped. .ogv: opus, vorbis, flac copied, others -> Opus.
     .avi: mp3, mp2, ac3 and PCM copied, other audio -> MP3.
-    .flv, .f4v: aac and mp3 copied, others -> AAC (.flv: the first audio stream only). .ts/.m2ts: aac, mp3, mp2, ac3, eac3, opus, dts
-        copied, others -> AAC. .wmv/.asf: aac, mp3, mp2, ac3, WMA, flac, vorbis, PCM copied, others
-        -> AAC. .mpg/.vob: mp2, mp3, ac3, dts, DVD PCM copied, others -> MP2.
+    .flv, .f4v: aac and mp3 copied, others -> AAC (.flv: the first audio stream only).
+    .ts/.m2ts: aac, mp3, mp2, ac3, eac3, opus, dts copied, others -> AAC.
+    .wmv/.asf: aac, mp3, mp2, ac3, WMA, flac, vorbis, PCM copied, others -> AAC.
+    .mpg/.vob: mp2, mp3, ac3, dts, DVD PCM copied, others -> MP2.
     Containers not named keep no subtitles (the .ts family keeps DVB subtitles).
 Data streams (timecodes), attachments (fonts) and extra video streams (cover art) are not kept. Each
 dropped stream is logged as a warning.

@@ -58,7 +58,7 @@ def unwrap_state_dict(state, key=None):
         raise CheckpointError(f"expected a state dict, got {type(state).__name__}")
     if key is not None:
         if key not in state:
-            raise CheckpointError(f"checkpoint has no {key!r} entry (it has {sorted(state)[:5]})")
+            raise CheckpointError(f"checkpoint has no {key!r} entry (it has {sorted(map(str, state))[:5]})")
         state = state[key]
     else:
         for k in WRAPPER_KEYS:
@@ -67,6 +67,10 @@ def unwrap_state_dict(state, key=None):
                 break
     if not isinstance(state, dict):
         raise CheckpointError(f"expected a state dict, got {type(state).__name__}")
+    bad = [k for k in state if not isinstance(k, str)]
+    if bad:
+        raise CheckpointError(f"state dict key {str(bad[0])[:40]!r} ({type(bad[0]).__name__}) is not a name; "
+                              "is this a BasicSR weight file?")
     bad = [k for k, v in state.items() if not torch.is_tensor(v)]
     if bad:
         raise CheckpointError(f"state dict entry {bad[0]!r} is not a tensor; is this a BasicSR weight file?")

@@ -10,10 +10,17 @@ Trust on first use: most published weights come without a digest. After every su
 download the sha256 that was seen is written beside the file as `<file>.sha256` (the format of
 `sha256sum`, so `sha256sum -c` works on it); `verify_sidecar` compares the file with it on later
 use, so a file that changed or was truncated after download is caught. The first download
-itself is only as trustworthy as the connection that delivered it.
+itself is only as trustworthy as the connection that delivered it; so nothing is kept (nor its
+digest recorded) unless it is whole: as long as the Content-Length says, and, when no published
+sha256 vouches for it, complete by its own structure (`incomplete_reason`: a zip's central
+directory and CRCs, a pickle's STOP, a safetensors header's extent). A body without
+Content-Length that ends early (the server closed the connection) is an incomplete download:
+retried, resuming the part, never cached. A sidecar that exists but is empty, unreadable or
+holds no digest is an integrity error naming it, not a reason to trust the file afresh.
 """
 import http.client
 import os
+import re
 import shutil
 import socket
 import struct
@@ -84,6 +91,57 @@ def sniff_weight_format(path):
     return "unknown"
 
 
+def incomplete_reason(path, fmt=None):
+    """Why the weight file at `path` is visibly cut short or damaged, or None when its structure
+    is whole. `fmt` as `sniff_weight_format` says (sniffed when None). Checked: a torch zip's
+    central directory and CRCs, a legacy torch file by loading it, a pickle's opcodes up to its
+    STOP, a safetensors header against the file size, an ncnn `.param` by parsing it. An ncnn
+    `.bin` has no structure to check (None)."""
+    import json
+    import zipfile
+
+    from .pickle_guard import PickleScanError, scan_pickle
+
+    fmt = fmt or sniff_weight_format(path)
+    size = os.path.getsize(path)
+    try:
+        if fmt == "pth":
+            with open(path, "rb") as f:
+                zipped = f.read(4) == b"PK\x03\x04"
+            if not zipped:
+                from .load import read_torch
+
+                read_torch(path)
+                return None
+            try:
+                with zipfile.ZipFile(path) as z:
+                    bad = z.testzip()
+            except zipfile.BadZipFile as e:
+                return f"not a complete zip archive ({e})"
+            return f"zip entry {bad} is damaged (CRC mismatch)" if bad else None
+        if fmt == "pdparams":
+            with open(path, "rb") as f:
+                scan_pickle(f)
+            return None
+        if fmt == "safetensors":
+            with open(path, "rb") as f:
+                (n,) = struct.unpack("<Q", f.read(8))
+                header = json.loads(f.read(n))
+            ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+            need = 8 + n + max(ends, default=0)
+            return None if size >= need else f"{size} bytes, its header describes {need}"
+        if fmt == "ncnn-param":
+            from .ncnn import parse_param
+
+            with open(path, encoding="utf-8") as f:
+                parse_param(f.read(), path)
+    except (CheckpointError, PickleScanError) as e:
+        return str(e)
+    except (zipfile.BadZipFile, EOFError, ValueError, KeyError, TypeError, IndexError, struct.error) as e:
+        return " ".join(str(e).split()) or type(e).__name__
+    return None
+
+
 def write_sidecar(path, digest=None):
     """Record `path`'s sha256 in `<path>.sha256` (computed unless given); returns the digest."""
     digest = digest or sha256sum(path)
@@ -92,32 +150,59 @@ def write_sidecar(path, digest=None):
 
 
 def read_sidecar(path):
-    """The digest recorded in `<path>.sha256`, or None when there is no sidecar."""
-    try:
-        with open(path + SIDECAR_SUFFIX, encoding="utf-8") as f:
-            text = f.read().split()
-    except FileNotFoundError:
+    """The digest recorded in `<path>.sha256`, or None when there is no sidecar.
+
+    Raises CheckpointError (one line naming the sidecar) when it exists but cannot be read (a
+    folder, a FIFO, no permission), is not UTF-8 text, or does not start with a sha256: the
+    record is lost, which must not pass for a file never recorded."""
+    from ..utils.io import read_regular
+
+    side = path + SIDECAR_SUFFIX
+    if not os.path.lexists(side):
         return None
-    return text[0].lower() if text else None
+    lost = f"the sha256 recorded for {os.path.basename(path)} at download is lost; delete {path} and its " \
+        f"sidecar and download it again"
+    try:
+        text = read_regular(side, max_bytes=4096).decode("utf-8")
+    except OSError as e:
+        raise CheckpointError(f"cannot read the digest file {side} ({e.strerror or e}): {lost}") from None
+    except UnicodeDecodeError:
+        raise CheckpointError(f"the digest file {side} is not UTF-8 text: {lost}") from None
+    words = text.split()
+    if not words or not re.fullmatch(r"[0-9a-fA-F]{64}", words[0]):
+        what = "is empty" if not words else f"does not start with a sha256 ({words[0][:20]!r})"
+        raise CheckpointError(f"the digest file {side} {what}: {lost}")
+    return words[0].lower()
 
 
 def verify_sidecar(path, expected=None):
     """Check `path` against `expected` (a published sha256) or else its `.sha256` sidecar.
 
-    With neither, the digest is recorded now (trust on first use). Raises CheckpointError on a
-    mismatch; returns the digest.
+    With neither, the digest is recorded now (trust on first use: a file placed by hand). A
+    sidecar that exists but is empty or unreadable is an error (`read_sidecar`), unless a
+    published sha256 vouches for the file (the sidecar is then rewritten). Raises
+    CheckpointError on a mismatch; returns the digest.
     """
-    recorded = (expected or "").lower() or read_sidecar(path)
+    if expected:
+        digest = sha256sum(path)
+        if digest != expected.lower():
+            raise CheckpointError(f"{path} has sha256 {digest[:16]}..., which does not match the published sha256 "
+                                  f"{expected.lower()[:16]}...; the file changed or is damaged: delete it and download again")
+        try:
+            current = read_sidecar(path)
+        except CheckpointError:
+            current = None
+        if current != digest:
+            write_sidecar(path, digest)
+        return digest
+    recorded = read_sidecar(path)
     digest = sha256sum(path)
     if recorded is None:
         return write_sidecar(path, digest)
     if digest != recorded:
-        what = ("the published sha256" if expected
-                else f"the digest recorded when it was downloaded ({path}{SIDECAR_SUFFIX})")
-        raise CheckpointError(f"{path} has sha256 {digest[:16]}..., which does not match {what} "
-                              f"{recorded[:16]}...; the file changed or is damaged: delete it and download again")
-    if expected and read_sidecar(path) != digest:
-        write_sidecar(path, digest)
+        raise CheckpointError(f"{path} has sha256 {digest[:16]}..., which does not match the digest recorded when "
+                              f"it was downloaded ({path}{SIDECAR_SUFFIX}) {recorded[:16]}...; the file changed or "
+                              "is damaged: delete it and download again")
     return digest
 
 
@@ -147,6 +232,9 @@ def _copy_stream(src, f, bar, network=False):
         except (OSError, http.client.HTTPException) as e:
             if not network:
                 raise
+            if isinstance(e, http.client.IncompleteRead) and e.partial:
+                f.write(e.partial)  # what arrived before the cut: the next attempt resumes after it
+                bar.update(len(e.partial))
             raise _ReadError(e) from None
         if not block:
             return
@@ -191,7 +279,10 @@ def _reason(exc):
 
 
 def _fetch_http(url, dest, part, progress, timeout, retries):
-    """Stream `url` into `part`, resuming what is there; retries transient failures."""
+    """Stream `url` into `part`, resuming what is there; retries transient failures. A body
+    without Content-Length is only complete when the file's structure says so
+    (`incomplete_reason`): otherwise the connection was closed early, and the next attempt
+    resumes. Returns True when that structure check has been done."""
     last = None
     for attempt in range(max(1, retries)):
         if attempt:
@@ -242,11 +333,23 @@ def _fetch_http(url, dest, part, progress, timeout, retries):
                     _copy_stream(resp, f, bar, network=True)
             except _ReadError as e:
                 last = e.args[0]  # keep the part: the next attempt resumes it
+                if isinstance(last, http.client.IncompleteRead):
+                    last = OSError(f"connection closed after {os.path.getsize(part)} bytes, in the middle of "
+                                   "a chunked transfer")
                 continue
-        if total is not None and os.path.getsize(part) < total:
-            last = OSError(f"connection closed after {os.path.getsize(part)} of {total} bytes")
+        size = os.path.getsize(part)
+        if total is not None and size < total:
+            last = OSError(f"connection closed after {size} of {total} bytes")
             continue
-        return
+        if total is None:  # the server's close ended the body: complete, or cut short?
+            fmt = sniff_weight_format(part)
+            problem = incomplete_reason(part, fmt) if fmt in WEIGHT_FORMATS else None
+            if problem:
+                last = OSError(f"connection closed after {size} bytes (no Content-Length) and the file is "
+                               f"incomplete: {problem}")
+                continue
+            return fmt in WEIGHT_FORMATS
+        return False
     raise _fail(url, dest, f"{_reason(last)} (after {max(1, retries)} attempts)")
 
 
@@ -276,10 +379,11 @@ def download(url, dest, sha256=None, progress=True, timeout=30, retries=3):
     except OSError as e:
         raise _fail(url, dest, f"cannot create {os.path.dirname(dest)} ({e.strerror or e})") from None
     scheme = urllib.parse.urlparse(url).scheme.lower()
+    checked = False
     if scheme == "file":
         _fetch_file(url, dest, part, progress)
     elif scheme in ("http", "https"):
-        _fetch_http(url, dest, part, progress, timeout, retries)
+        checked = _fetch_http(url, dest, part, progress, timeout, retries)
     else:
         raise DownloadError(f"unsupported URL {url!r}: use http(s):// or file://; or pass --weight_path FILE")
 
@@ -295,6 +399,11 @@ def download(url, dest, sha256=None, progress=True, timeout=30, retries=3):
         os.remove(part)
         raise DownloadError(f"sha256 mismatch for {url}: got {digest}, expected {sha256.lower()}; "
                             f"the download was deleted, nothing was saved to {dest}")
+    problem = None if sha256 or checked else incomplete_reason(part, fmt)
+    if problem:  # what arrived is as long as announced, yet not a whole file: the server's copy is bad
+        os.remove(part)
+        raise DownloadError(f"{url} sent a {fmt} file that is cut short or damaged ({problem}); the download was "
+                            f"deleted, nothing was saved to {dest}")
     os.replace(part, dest)
     write_sidecar(dest, digest)
     return dest

@@ -22,7 +22,11 @@ Nothing here builds a net: apps and the engine build one from `Weights.arch` / `
 spec) with the registries, then call `load_into`.
 """
 import dataclasses
+import io
 import os
+import re
+import zipfile
+import zlib
 from collections import OrderedDict
 from typing import Optional
 
@@ -93,17 +97,71 @@ class Weights:
 
 # ---------------------------------------------------------------- reading
 
+# torch's advice on how to load a refused file anyway (never repeated: see `_torch_reason`)
+_TORCH_ADVICE = re.compile(r"weights.only|trusted source|documentation of torch\.load|safe_globals|allowlist", re.I)
+_LEGACY_PICKLES = 5  # a legacy (non-zip) torch file: magic, protocol, sys info, the object, storage keys
+_ALLOCATING_CALLS = {("builtins", "bytearray"), ("__builtin__", "bytearray")}
+
+
+def _torch_reason(exc):
+    """torch.load's error as one line, without torch's advice to turn the weights-only loader
+    off (`weights_only=False` would let the file run code) or to allowlist what it refused."""
+    sentences = re.split(r"(?<=[.!?])\s+", " ".join(str(exc).split()))
+    kept = [s for s in sentences if s and not _TORCH_ADVICE.search(s)]
+    text = re.sub(r"^WeightsUnpickler error:\s*", "", " ".join(kept))
+    if not text:
+        return f"refused by the weights-only loader ({type(exc).__name__}): the file holds more than tensors " \
+            "and plain containers"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _torch_pickle_scans(path):
+    """`scan_pickle` over the pickles of a torch file (the `*.pkl` entries of a zip file, the
+    pickles at the head of a legacy one), after checking that no zip entry declares more bytes
+    than the whole file (a zip bomb). CheckpointError when malformed; [] for other files
+    (torch.load reports those)."""
+    from .pickle_guard import PickleScanError, scan_pickle
+
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+        f.seek(0)
+        try:
+            if head == b"PK\x03\x04":
+                with zipfile.ZipFile(f) as z:
+                    infos = z.infolist()
+                    big = next((i for i in infos if i.file_size > size), None)
+                    if big is not None:
+                        raise CheckpointError(f"cannot load checkpoint {path}: zip entry {big.filename[:80]} declares "
+                                              f"{big.file_size} bytes, more than the whole file ({size} bytes)")
+                    return [scan_pickle(io.BytesIO(z.read(i))) for i in infos if i.filename.endswith(".pkl")]
+            if head[:1] == b"\x80":
+                return [scan_pickle(f) for _ in range(_LEGACY_PICKLES)]
+        except PickleScanError as e:
+            raise CheckpointError(f"cannot load checkpoint {path}: invalid pickle: {e}") from None
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as e:
+            raise CheckpointError(f"cannot load checkpoint {path}: damaged zip archive ({' '.join(str(e).split())})") \
+                from None
+    return []
+
+
 def read_torch(path):
     """`torch.load(path, weights_only=True)` on the CPU: tensors and plain containers only, no code
-    runs (a pickle naming any other global is refused). CheckpointError if missing or refused."""
+    runs (a pickle naming any other global is refused). The pickles are checked first
+    (`ppgan.weights.pickle_guard`): declared lengths within the file, no zip entry larger than
+    the file, no bytearray built from a size (torch's loader would allocate whatever is declared).
+    CheckpointError (one line, naming the file) if missing, malformed or refused."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
+    for scan in _torch_pickle_scans(path):
+        if scan.calls & _ALLOCATING_CALLS:
+            raise CheckpointError(f"cannot load checkpoint {path}: its pickle builds a bytearray, which weight "
+                                  "files never hold (a declared size could exhaust memory)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors come in many types
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"cannot load checkpoint {path}: {msg}") from None
+        raise CheckpointError(f"cannot load checkpoint {path}: {_torch_reason(e)}") from None
 
 
 def extract_net_states(obj, path=""):
@@ -125,7 +183,16 @@ def _strip_prefix(state, prefix="module."):
     return state
 
 
-def _tensors_only(state):
+def _check_keys(mapping, where, what="state dict"):
+    """CheckpointError naming the first key of `mapping` that is not a string."""
+    bad = [k for k in mapping if not isinstance(k, str)]
+    if bad:
+        raise CheckpointError(f"{where}: {what} key {str(bad[0])[:40]!r} ({type(bad[0]).__name__}) is not a name; "
+                              "not a weight file")
+
+
+def _tensors_only(state, where):
+    _check_keys(state, where)
     return _strip_prefix(OrderedDict((k, v) for k, v in state.items() if isinstance(v, torch.Tensor)))
 
 
@@ -136,18 +203,24 @@ def _from_torch_obj(obj, where, key=None, arch=None):
     if not isinstance(obj, dict):
         raise CheckpointError(f"{where}: expected a dict of tensors, got {type(obj).__name__}")
     if basicsr.is_wrapped(obj) and not (key is not None and key not in basicsr.WRAPPER_KEYS and key in obj):
-        return "basicsr", {SINGLE: basicsr.read_basicsr(obj, key if key in basicsr.WRAPPER_KEYS else None, arch)}, None
+        try:
+            state = basicsr.read_basicsr(obj, key if key in basicsr.WRAPPER_KEYS else None, arch)
+        except CheckpointError as e:
+            raise CheckpointError(f"{where}: {e}") from None
+        return "basicsr", {SINGLE: state}, None
     if _is_tensor_dict(obj.get("state_dict")) and len(obj) <= 3:  # torchvision / lightning style wrapper
         obj = obj["state_dict"]
     if _is_tensor_dict(obj):
-        state = _tensors_only(obj)
+        state = _tensors_only(obj, where)
         if arch in (None, "RRDBNet") and basicsr.has_basicsr_rrdb_names(state):
             return "basicsr", {SINGLE: basicsr.basicsr_to_ppgan_rrdbnet(state)}, None
         return "torch", {SINGLE: state}, None
     meta = obj.get(META_KEY) if isinstance(obj.get(META_KEY), dict) else {}
     config = meta.get("model") or ((obj.get("config") or {}).get("model") if isinstance(obj.get("config"), dict)
                                    else None)
-    states = {k: _tensors_only(v) for k, v in extract_net_states(obj, where).items()}
+    nets = extract_net_states(obj, where)
+    _check_keys(nets, where, "net name")
+    states = {k: _tensors_only(v, f"{where} ['{k}']") for k, v in nets.items()}
     if not states:
         raise CheckpointError(f"{where} holds no state dicts")
     return "ppgan", states, config
@@ -158,11 +231,12 @@ def _from_pdparams(data, where):
 
     if not isinstance(data, dict):
         raise CheckpointError(f"expected a dict of arrays in {where}, got {type(data).__name__}")
+    _check_keys(data, where)
     data = {k: v for k, v in data.items() if k not in PADDLE_META_KEYS}
     nested = {k: v for k, v in data.items() if isinstance(v, dict)}
     if nested:
-        return {str(k): read_pdparams(v) for k, v in nested.items()}
-    return {SINGLE: read_pdparams(data)}
+        return {k: read_pdparams(v, where=f"{where} ['{k}']") for k, v in nested.items()}
+    return {SINGLE: read_pdparams(data, where=where)}
 
 
 def _read_safetensors(path):

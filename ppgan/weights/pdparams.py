@@ -312,41 +312,50 @@ def safe_pickle_load(path_or_bytes):
         raise CheckpointError(f"corrupt or truncated pickle {where}: {_reason(e)}") from None
 
 
-def _as_array(value, name):
+def _as_array(value, name, where):
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], np.ndarray):
         value = value[1]  # Paddle >= 2.1 saves a tensor as (tensor_name, array)
-    if isinstance(value, np.ndarray):
-        return value
-    if isinstance(value, (int, float, np.number)):
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biufc":
         return np.asarray(value)
-    raise CheckpointError(f"entry '{name}' is not an array ({type(value).__name__})")
+    if isinstance(value, (bool, int, float, np.number)):
+        return np.asarray(value)
+    what = f"{value.dtype} array" if isinstance(value, np.ndarray) else type(value).__name__
+    raise CheckpointError(f"{where}: entry '{name}' is not a numeric array ({what})")
 
 
-def read_pdparams(src, key=None):
+def read_pdparams(src, key=None, where=None):
     """Read a `.pdparams` path (or take a dict) and return a flat `{name: ndarray}` dict.
 
     `key` selects a sub-dict of a nested checkpoint (`{'generator': {...}, ...}`), dotted for
-    deeper levels. A nested checkpoint without `key` is an error listing the choices.
+    deeper levels. A nested checkpoint without `key` is an error listing the choices. Errors
+    (one line) name `where` (default: the path, or 'the state dict').
     """
     if isinstance(src, (str, os.PathLike)):
+        where = where or os.fspath(src)
         if not os.path.isfile(src):
             raise CheckpointError(f"weight file not found: {src}")
         data = safe_pickle_load(src)
     else:
         data = src
+    where = where or "the state dict"
     if not isinstance(data, dict):
-        raise CheckpointError(f"expected a dict of arrays in the weight file, got {type(data).__name__}")
+        raise CheckpointError(f"{where}: expected a dict of arrays, got {type(data).__name__}")
     if key is not None:
         for part in str(key).split("."):
             if not isinstance(data, dict) or part not in data:
                 choices = [k for k, v in data.items() if isinstance(v, dict)] if isinstance(data, dict) else []
                 raise CheckpointError(f"key '{key}' not in checkpoint; available: {', '.join(map(str, choices)) or 'none'}")
             data = data[part]
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{where}: key '{key}' holds a {type(data).__name__}, not a dict of arrays")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise CheckpointError(f"{where}: key {str(bad[0])[:40]!r} ({type(bad[0]).__name__}) is not a parameter name")
     data = {k: v for k, v in data.items() if k not in PADDLE_META_KEYS}
     nested = [k for k, v in data.items() if isinstance(v, dict)]
     if nested:
-        raise CheckpointError(f"nested checkpoint: pass key= one of {', '.join(map(str, nested))}")
-    return {k: _as_array(v, k) for k, v in data.items()}
+        raise CheckpointError(f"{where}: nested checkpoint: pass key= one of {', '.join(map(str, nested))}")
+    return {k: _as_array(v, k, where) for k, v in data.items()}
 
 
 def _module_of(model, param_name):

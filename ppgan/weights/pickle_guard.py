@@ -92,11 +92,13 @@ def _argument(f, op, end):
     return None
 
 
-def scan_pickle(f, max_ops=MAX_OPCODES):
+def scan_pickle(f, max_ops=None):
     """Walk one pickle from `f`'s position (a seekable binary file) to its STOP; `f` is left
     just after it. Returns a `PickleScan`; raises PickleScanError for an unknown opcode, a
     stream that ends before STOP, an argument longer than the rest of the file, a memo index
-    beyond what the stream could have stored, more than `max_ops` opcodes, or a stack misuse."""
+    beyond what the stream could have stored, more than `max_ops` (default MAX_OPCODES)
+    opcodes, or a stack misuse."""
+    max_ops = MAX_OPCODES if max_ops is None else max_ops
     start = f.tell()
     end = f.seek(0, io.SEEK_END)
     f.seek(start)
@@ -150,6 +152,8 @@ def scan_pickle(f, max_ops=MAX_OPCODES):
             stack.append(memo[index])
         elif name in _GET_OPS:
             stack.append(memo.get(value))
+        elif name == "DUP":
+            stack.extend(pop(1) * 2)
         elif name in _TEXT_OPS or name in ("STRING", "UNICODE"):
             stack.append(value)
         elif name in ("GLOBAL", "INST"):

@@ -120,7 +120,8 @@ def test_out_of_memory_halves_the_tile_and_retries():
     out = pred.forward_image(net, x, tile=256, overlap=8, scale=2)
     torch.testing.assert_close(out, F.interpolate(x, scale_factor=2, mode="nearest"))
     assert pred.stats["oom_retries"] == 2  # 256 -> 128 -> 64 (+16 context = 80 fits)
-    with pytest.raises(PPGANError, match="out of memory even with 32-pixel tiles"):
+    with pytest.raises(PPGANError, match="out of memory on cpu: a 200x200 image at x2 needs about .*even 32-pixel "
+                                         "tiles do not fit"):
         pred.forward_image(OOMAbove(limit=10), x, tile=64, overlap=0, scale=2)
 
 

@@ -1,6 +1,7 @@
 """Fuzz the image reader with broken copies of real images: deterministic (seeded) truncations and
-bit flips of photos from scikit-image in eight formats (PNG 8 and 16 bit, JPEG with EXIF, WebP,
-BMP, TIFF, GIF, PPM), and headers forged to declare huge sizes. Each must load, or fail with
+bit flips of photos from scikit-image in the 14 formats OpenCV reads (PNG 8 and 16 bit, JPEG with
+EXIF, WebP, BMP, TIFF, GIF, PPM, JPEG 2000, AVIF, Radiance HDR, PFM, Sun raster, PAM), and
+headers forged to declare huge sizes. Each must load, or fail with
 one line naming the file (PPGANError / OSError), in bounded time: never another exception, a
 hang or a multi-gigabyte allocation. A sample also goes through the super-resolution CLI, where
 each bad file is one `failed:` line (folder mode, exit 3) or one `error:` line (exit 2)."""
@@ -43,7 +44,10 @@ def encode(fmt, img):
         return b.getvalue()
     ext = {"png16": ".png", "jpeg": ".jpg"}.get(fmt, "." + fmt)
     params = [cv2.IMWRITE_JPEG_QUALITY, 90] if fmt == "jpeg" else [cv2.IMWRITE_WEBP_QUALITY, 80] if fmt == "webp" else []
-    ok, buf = cv2.imencode(ext, np.ascontiguousarray(img[..., ::-1]), params)
+    img = np.ascontiguousarray(img[..., ::-1])
+    if fmt in ("hdr", "pfm"):
+        img = img.astype(np.float32) / 255
+    ok, buf = cv2.imencode(ext, img, params)
     assert ok
     data = buf.tobytes()
     if fmt == "jpeg":  # with an EXIF block, so its parser is fuzzed too
@@ -67,6 +71,9 @@ def photos():
         "tiff": encode("tiff", chelsea),
         "gif": encode("gif", astronaut),
         "ppm": encode("ppm", chelsea),
+        # the other formats OpenCV reads by content, whatever the file is called
+        "jp2": encode("jp2", coffee), "avif": encode("avif", coffee), "hdr": encode("hdr", chelsea),
+        "pfm": encode("pfm", coffee), "sr": encode("sr", coffee), "pam": encode("pam", chelsea),
     }
 
 
@@ -103,7 +110,7 @@ def forged_jpeg(width, height):
     return bytes(d)
 
 
-FORGED = [forged_png(30000, 30000), forged_png(60000, 60000), forged_png(100000, 3), forged_png(0xFFFFFFFF, 1),
+FORGED = [forged_png(30000, 30000), forged_png(60000, 60000), forged_png(100000, 3000), forged_png(0xFFFFFFFF, 1),
           forged_jpeg(40000, 40000), forged_jpeg(65535, 65535), forged_jpeg(65500, 3000)]
 
 
@@ -124,8 +131,11 @@ def check(path, mode, max_pixels=None):
     return outcome
 
 
-@pytest.mark.parametrize("fmt", ["png", "png16", "jpeg", "webp", "bmp", "tiff", "gif", "ppm"])
-def test_truncated_and_bit_flipped_real_images(tmp_path, photos, fmt):
+FORMATS = ["png", "png16", "jpeg", "webp", "bmp", "tiff", "gif", "ppm", "jp2", "avif", "hdr", "pfm", "sr", "pam"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_truncated_and_bit_flipped_real_images(tmp_path, photos, fmt, capfd):
     data = photos[fmt]
     assert imread(io_path(tmp_path, "original", data), "unchanged").size  # the source itself loads
     rng = np.random.default_rng(sum(map(ord, fmt)))  # deterministic per format
@@ -142,6 +152,7 @@ def test_truncated_and_bit_flipped_real_images(tmp_path, photos, fmt):
             problems.append(f"{kind} case {i} ({len(d)} bytes): {outcome}")
     assert not problems, "\n".join(problems)
     assert outcomes["refused"] >= CASES_PER_KIND // 2  # most truncations must be caught, not "loaded"
+    assert capfd.readouterr().err == ""  # no decoder printed on stderr (libpng does, unless kept quiet)
 
 
 def io_path(tmp_path, stem, data):
@@ -161,8 +172,7 @@ def test_forged_huge_headers_are_refused_with_the_default_limit(tmp_path, i):
 
 def test_bad_images_through_the_sr_cli(tmp_path, photos):
     """Folder mode: fuzzed files are each written or one `failed:` line, never a traceback or a
-    hang, exit 3; the EXIF-rotated portrait comes out upright. Single bad file: one `error:` line.
-    The pixel limit is lowered through its environment variable so a flipped size bit cannot make
+    hang, exit 3; the EXIF-rotated portrait comes out upright. The pixel limit is lowered through its environment variable so a flipped size bit cannot make
     the CPU model run on a 100-megapixel image."""
     from skimage import data as skdata
 
@@ -191,8 +201,13 @@ def test_bad_images_through_the_sr_cli(tmp_path, photos):
     assert any("forged.png" in ln and "more than the limit of 65536" in ln for ln in failed)
     assert imread(tmp_path / "out" / "RealSR" / "portrait_sr.jpg").shape == (64, 48, 3)  # upright x2
 
-    r = subprocess.run(cmd + ["--input", str(folder / "forged.png")], capture_output=True, text=True, timeout=120,
-                       env=env)
+
+@pytest.mark.parametrize("i", [0, 4])
+def test_a_bomb_as_the_single_cli_input_is_one_line(tmp_path, i):
+    path = io_path(tmp_path, "bomb", FORGED[i])
+    cmd = [sys.executable, SR_CLI, "--model", "realesr-animevideov3-x2", "--device", "cpu", "--quiet",
+           "--output", str(tmp_path / "out"), "--input", str(path)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: cannot read image "), r.stderr
-    assert "30000x30000" in lines[0] and "PPGAN_MAX_IMAGE_PIXELS" in lines[0]
+    assert ("30000x30000" if i == 0 else "40000x40000") in lines[0] and "PPGAN_MAX_IMAGE_PIXELS" in lines[0]

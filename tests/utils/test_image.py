@@ -441,3 +441,27 @@ def test_unknown_content_is_not_an_image(tmp_path):
         with pytest.raises(DatasetError, match="not a valid or supported image file") as info:
             imread(path)
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("fmt, keep, why", [
+    (".jpg", 0.6, "truncated"),
+    (".jpg", 0.95, "truncated"),
+    (".png", 0.6, "libpng error"),
+    (".webp", 0.6, "not a valid or supported image file"),
+    (".tif", 0.6, "not a valid or supported image file"),
+])
+def test_truncated_files_are_one_line_and_print_nothing_else(tmp_path, capfd, fmt, keep, why):
+    """libjpeg would fill a cut JPEG with grey and print a warning; libpng prints its error on
+    stderr itself: both become the one message, nothing else reaches stderr."""
+    import cv2
+
+    from skimage import data
+
+    ok, buf = cv2.imencode(fmt, data.astronaut()[::4, ::4, ::-1])
+    path = tmp_path / f"cut{fmt}"
+    path.write_bytes(buf.tobytes()[: int(len(buf) * keep)])
+    with pytest.raises(DatasetError) as info:
+        imread(path)
+    assert str(info.value).startswith(f"cannot read image {path}: ") and why in str(info.value)
+    assert "\n" not in str(info.value)
+    assert capfd.readouterr().err == ""

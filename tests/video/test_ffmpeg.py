@@ -77,3 +77,30 @@ def test_pipeline_runs_on_default_and_old_ffmpeg(tmp_path, vids, monkeypatch, wh
     codes = [read_barcode(f) for f in iter_frames(cfr)]
     assert probe_video(cfr).fps == 20 and codes == sorted(codes) and codes[0] == 0
     assert codes[-1] >= vids["vfr"]["n_frames"] - 2
+
+
+@pytest.mark.parametrize("which", ["default", pytest.param("ffmpeg4", marks=needs_ffmpeg4)])
+def test_format_edge_cases_on_default_and_old_ffmpeg(tmp_path, monkeypatch, which):
+    """An RGB-coded (gbr) input, a .webm output with no codec given, Opus audio into .mp4 (experimental
+    in ffmpeg 4's mp4 muxer: converted there) and two audio streams into .flv (one kept), per binary."""
+    from ppgan.video.synthetic import make_test_video
+
+    monkeypatch.delenv("IMAGEIO_FFMPEG_EXE", raising=False)
+    rgb = make_test_video(str(tmp_path / "rgb.mkv"), seconds=0.5, fps=10, codec="libx264rgb", pix_fmt="rgb24")
+    opus = make_test_video(str(tmp_path / "opus.mkv"), seconds=0.5, fps=10, audio=2, audio_codec="libopus")
+    if which == "ffmpeg4":
+        monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", FFMPEG4)
+    out = str(tmp_path / "rgb.mp4")
+    process_video(rgb["path"], out, [upscale2], progress=False)
+    assert probe_video(out).color.get("colorspace") == "bt709" and len(decode(out)) == 5
+    webm = str(tmp_path / "o.webm")
+    process_video(opus["path"], webm, [upscale2], progress=False)
+    assert [s["codec"] for s in probe_streams(webm)] == ["vp9", "opus", "opus"]
+    mp4 = str(tmp_path / "opus.mp4")
+    process_video(opus["path"], mp4, [upscale2], progress=False)
+    want = "aac" if which == "ffmpeg4" else "opus"
+    assert [s["codec"] for s in probe_streams(mp4)] == ["h264", want, want]
+    flv = str(tmp_path / "o.flv")
+    process_video(opus["path"], flv, [upscale2], progress=False)
+    assert [s["codec"] for s in probe_streams(flv)] == ["h264", "aac"]
+    assert [read_barcode(f) for f in decode(flv)] == list(range(5))

@@ -146,6 +146,8 @@ def test_kill_and_resume_gives_identical_output(tmp_path, vids):
     assert res.returncode == 0, res.stderr
     got, want = decode(out), decode(ref)
     assert len(got) == len(want) == 48
+    with open(out, "rb") as a, open(ref, "rb") as b:
+        assert a.read() == b.read()  # not only the same frames: the same file
     assert all(np.array_equal(x, y) for x, y in zip(got, want))
     assert [read_barcode(255 - f) for f in got] == list(range(48))
     assert probe_video(out).fps == NTSC24 and [s["codec"] for s in audio_streams(out)] == ["aac"]
@@ -180,3 +182,78 @@ def test_crash_during_final_join_resumes_with_join_only(tmp_path, vids, monkeypa
     summary = process_video(vids["mkv"]["path"], out, [counted], chunk_seconds=0.5, progress=False)
     assert calls == [] and summary["resumed_chunks"] == summary["chunks"] == 4
     assert [read_barcode(f) for f in decode(out)] == list(range(vids["mkv"]["n_frames"]))
+
+
+# A job killed at an exact point: after chunk k's file is in place but before the manifest records it
+# ("chunk:k"), or after the joined output is written but before it is renamed into place ("join").
+HOOK_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    import ppgan.video.pipeline as pipeline
+    from ppgan.video import process_video
+
+    def negative(frames):
+        return [255 - f for f in frames]
+
+    src, out, point = sys.argv[1], sys.argv[2], sys.argv[3]
+    real_close, real_replace = pipeline._ChunkWriter.close, os.replace
+
+    def close(self, name):
+        entry = real_close(self, name)
+        if point == "chunk:" + str(int(name[6:11])):
+            assert os.path.isfile(self.path)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return entry
+
+    def replace(a, b, *args, **kw):
+        if point == "join" and os.path.abspath(b) == os.path.abspath(out):
+            assert os.path.isfile(a)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_replace(a, b, *args, **kw)
+
+    pipeline._ChunkWriter.close = close
+    os.replace = replace
+    negative.identity = "negative"
+    process_video(src, out, [negative], chunk_seconds=0.5, progress=False)
+""")
+
+
+@pytest.mark.parametrize("point", ["chunk:0", "chunk:2", "join"])
+def test_killed_between_chunk_file_and_manifest_resumes_byte_identical(tmp_path, vids, point):
+    """SIGKILL right after a chunk file (or the joined output) is written, before the manifest (or
+    the rename) records it: the re-run discards the unrecorded chunk, encodes it again and writes a
+    file byte-identical to an uninterrupted run's, with its audio."""
+    made = vids["mp4"]  # 48 frames, chunks of 12
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    out, ref = str(tmp_path / "k.mp4"), str(tmp_path / "ref.mp4")
+    parts = out + ".ppgan-parts"
+    res = subprocess.run([sys.executable, "-c", HOOK_SCRIPT, made["path"], out, point], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == -signal.SIGKILL, res.stderr
+    assert not os.path.exists(out)
+    recorded = json.load(open(os.path.join(parts, "manifest.json")))["done"]
+    if point == "join":
+        assert sorted(recorded) == ["0", "1", "2", "3"]
+        assert any(n.startswith(".output") for n in os.listdir(parts))  # the joined file, never renamed
+    else:
+        k = int(point.split(":")[1])
+        assert sorted(recorded) == [str(i) for i in range(k)]
+        assert os.path.isfile(os.path.join(parts, f"chunk_{k:05d}.mp4"))  # written, not recorded
+
+    seen = []
+
+    def negative(frames):
+        seen.append(len(frames))
+        return [255 - f for f in frames]
+
+    negative.identity = "negative"
+    summary = process_video(made["path"], out, [negative], chunk_seconds=0.5, progress=False)
+    redone = 0 if point == "join" else 48 - 12 * int(point.split(":")[1])
+    assert sum(seen) == redone and summary["resumed_chunks"] == (48 - redone) // 12
+    assert not os.path.exists(parts)
+    res = subprocess.run([sys.executable, "-c", HOOK_SCRIPT, made["path"], ref, "none"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    with open(out, "rb") as a, open(ref, "rb") as b:
+        assert a.read() == b.read()
+    assert [read_barcode(255 - f) for f in decode(out)] == list(range(48))
+    assert [s["codec"] for s in audio_streams(out)] == ["aac"]
