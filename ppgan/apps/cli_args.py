@@ -32,7 +32,8 @@ def add_device_args(p):
 def add_video_args(p):
     g = p.add_argument_group("video output")
     g.add_argument("--crf", type=int, default=18, help="x264/x265 quality, lower is better (default 18)")
-    g.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
+    g.add_argument("--codec", default=None,
+                   help="video encoder (default: one the output container holds: libx264; VP9 for .webm)")
     g.add_argument("--pix_fmt", default="yuv420p", help="output pixel format (default yuv420p)")
     g.add_argument("--chunk_seconds", type=float, default=10.0,
                    help="resumable chunk length; a killed job re-run with the same arguments continues "

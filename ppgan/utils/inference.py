@@ -104,17 +104,17 @@ def failed_allocation(exc):
     m = re.search(r"allocate (\d+) bytes", text)
     if m:
         return int(m.group(1))
-    m = re.search(r"allocate ([\d.]+) ([KMGT]i?B)", text)
+    m = re.search(r"allocate ([\d.]+) ([KMGTP]i?B)", text)
     if m:
-        return int(float(m.group(1)) * 1024 ** ("KMGT".index(m.group(2)[0]) + 1))
+        return int(float(m.group(1)) * 1024 ** ("KMGTP".index(m.group(2)[0]) + 1))
     return None
 
 
 def format_bytes(n):
     """'512 KiB', '192 MiB', '1.5 GiB'."""
     n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
             break
         n /= 1024
     return f"{n:.0f} {unit}" if n >= 10 or unit == "B" else f"{n:.1f} {unit}"

@@ -6,9 +6,10 @@ argument lists; a failure becomes a one-line `VideoError`. Modules, bottom up:
     ffmpeg.py     the runner: binary lookup, version and option support read once, `run`, error summary
     probe.py      `probe_video` (exact fps, frame count, VFR, colour, rotation), `probe_streams`, ...
     decode.py     `iter_frames`: RGB frames from a decoder thread through a bounded queue
-    encode.py     `VideoWriter` (encoder thread, atomic file) and audio/subtitle stream mapping
+    encode.py     `VideoWriter` (encoder thread, atomic file), the codec for each container, colour
+                  tags the encoder takes, audio/subtitle stream mapping
     stages.py     `FrameStage`: reset(start_frame) / push / flush / identity
-    pipeline.py   `process_video`: decode -> stages -> encode in resumable chunks
+    pipeline.py   `process_video`: decode -> stages -> encode in resumable chunks, one job per output
     synthetic.py  test videos from photos, with a frame barcode and audio clicks
 
 It sits just above `ppgan.utils` and imports nothing else from ppgan; the apps build stages on it.

@@ -301,7 +301,7 @@ def _color_args(color, codec=None, pix_fmt="yuv420p"):
     """(output options, filter) tagging the encoded stream with the input's colour tags `color` (as
     `output_color` maps them) and converting RGB with the matching matrix and range. Frames carry
     the tags (setparams) because ffmpeg takes the encoder's colour properties from the frames."""
-    rgb = is_rgb_output(codec, pix_fmt)
+    rgb = bool(color) and is_rgb_output(codec, pix_fmt)
     color = output_color(color, rgb)
     filters, scale = [], []
     if not rgb:
@@ -349,8 +349,8 @@ class VideoWriter:
         crf (int|None): quality for encoders with -crf (x264, x265, VP9, AV1), mapped onto the
             quantiser of MPEG-2/MPEG-4/Theora. Default: 18.
         pix_fmt (str): encoded pixel format. Default: 'yuv420p' (needs even width and height).
-        color (dict|None): colour tags (`VideoInfo.color`) written to the stream; RGB is converted
-            with the matching matrix and range.
+        color (dict|None): colour tags (`VideoInfo.color`) written to the stream where the output
+            can carry them (`output_color`); RGB is converted with the matching matrix and range.
         audio_from (str|None): a media file whose audio and subtitle streams are copied (or converted
             where the container needs it, see the module docstring) into the output.
         extra_args (list|None): more ffmpeg output options (e.g. ['-preset', 'fast']).

@@ -252,7 +252,8 @@ class _PartsLock:
 
     def __init__(self, parts, output_path):
         self.path = os.path.join(parts, _LOCK)
-        self.existed = os.path.isdir(parts)  # an earlier run's parts folder (resumable or stale)
+        # an earlier run left parts (resumable or stale): a job failing before it looks at them keeps them
+        self.existed = os.path.isdir(parts) and any(n != _LOCK for n in os.listdir(parts))
         for _ in range(10):  # the holder may remove the file (or the folder) between our open and lock
             try:
                 os.makedirs(parts, exist_ok=True)

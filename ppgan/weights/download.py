@@ -95,8 +95,8 @@ def incomplete_reason(path, fmt=None):
     """Why the weight file at `path` is visibly cut short or damaged, or None when its structure
     is whole. `fmt` as `sniff_weight_format` says (sniffed when None). Checked: a torch zip's
     central directory and CRCs, a legacy torch file by loading it, a pickle's opcodes up to its
-    STOP, a safetensors header against the file size, an ncnn `.param` by parsing it. An ncnn
-    `.bin` has no structure to check (None)."""
+    STOP, a safetensors header against the file size, an ncnn `.param` by parsing it (and its
+    final end of line). An ncnn `.bin` has no structure to check (None)."""
     import json
     import zipfile
 
@@ -134,7 +134,10 @@ def incomplete_reason(path, fmt=None):
             from .ncnn import parse_param
 
             with open(path, encoding="utf-8") as f:
-                parse_param(f.read(), path)
+                text = f.read()
+            if not text.endswith("\n"):  # a cut inside the last line may still parse
+                return "the last line has no end of line"
+            parse_param(text, path)
     except (CheckpointError, PickleScanError) as e:
         return str(e)
     except (zipfile.BadZipFile, EOFError, ValueError, KeyError, TypeError, IndexError, struct.error) as e:

@@ -149,7 +149,7 @@ def _container(cls):
     pickle built it, so its size is bounded by the file), never by iterating an array or bytes."""
     def build(*args):
         if len(args) > 1 or (args and not isinstance(args[0], (list, tuple, dict, set, frozenset))):
-            what = ", ".join(type(a).__name__ for a in args)
+            what = ", ".join("ndarray" if isinstance(a, np.ndarray) else type(a).__name__ for a in args)
             raise pickle.UnpicklingError(f"refused {cls.__name__}({what}): only plain containers are rebuilt")
         return cls(*args)
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from ppgan import weights as W
 from ppgan.weights.download import (DownloadError, cache_dir, download, read_sidecar, sha256sum,
                                     sniff_weight_format, verify_sidecar, weights_dir)
 from ppgan.utils.errors import CheckpointError, PPGANError
@@ -60,15 +61,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_response(200)
         body = data[start:]
         self.send_header("Content-Type", "text/html" if data.lstrip().startswith(b"<") else "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
+        if srv.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        elif srv.no_length:  # the body ends when the server closes the connection
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if srv.cuts:  # drop the connection part-way (a flaky network)
-            n = srv.cuts.pop(0)
-            self.wfile.write(body[:n])
+        cut = srv.cuts.pop(0) if srv.cuts else None  # drop the connection part-way (a flaky network)
+        sent = body if cut is None else body[:cut]
+        if srv.chunked:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(sent), sent) if sent else b"")
+            if cut is None:
+                self.wfile.write(b"0\r\n\r\n")
+        else:
+            self.wfile.write(sent)
+        if cut is not None:
             self.wfile.flush()
             self.close_connection = True
-            return
-        self.wfile.write(body)
 
     def log_message(self, *args):
         pass
@@ -79,12 +90,23 @@ def server():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.daemon_threads = True
     srv.files, srv.requests, srv.ignore_range, srv.cuts = {}, [], False, []
+    srv.no_length = srv.chunked = False
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield srv
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch):
+    """Retries without the back-off sleeps (the server answers at once)."""
+    import importlib
+    import types
+
+    module = importlib.import_module("ppgan.weights.download")  # the package exports a function of that name
+    monkeypatch.setattr(module, "time", types.SimpleNamespace(sleep=lambda s: None))
 
 
 @pytest.fixture(scope="module")
@@ -265,3 +287,155 @@ def test_trust_on_first_use(server, ckpt, tmp_path):
     other = tmp_path / "other.pth"
     other.write_bytes(ckpt)
     assert verify_sidecar(str(other)) == recorded and read_sidecar(str(other)) == recorded
+
+
+# ---------------------------------------------------------------- integrity (issue 12, class 9)
+
+def weight_file_bytes():
+    """One real file of every format a download may bring, by name."""
+    legacy = io.BytesIO()
+    torch.save({"w": torch.arange(3000.0)}, legacy, _use_new_zipfile_serialization=False)
+    arrays = {"conv.weight": np.arange(3000, dtype=np.float32), "conv.bias": np.ones(4, np.float32)}
+    data = np.arange(3000, dtype=np.float32).tobytes()
+    header = json.dumps({"w": {"dtype": "F32", "shape": [3000], "data_offsets": [0, len(data)]}}).encode()
+    with open(W.ncnn_pair(W.resolve_weight("realesr-animevideov3-x2", download=False))[0], "rb") as f:
+        param = f.read()
+    return {"zip.pth": torch_checkpoint_bytes(), "legacy.pth": legacy.getvalue(),
+            "p2.pdparams": pickle.dumps(arrays, protocol=2), "p4.pdparams": pickle.dumps(arrays, protocol=4),
+            "m.safetensors": struct.pack("<Q", len(header)) + header + data, "m.param": param}
+
+
+FORMATS = weight_file_bytes()
+
+
+def no_cache(dest):
+    assert not os.path.exists(dest) and not os.path.exists(dest + ".sha256")
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_no_content_length_cut_short_is_resumed_never_cached(server, tmp_path, name):
+    """A body without Content-Length that ends early looks like a complete one: the file's own
+    structure tells, the next attempt resumes it; a file always cut short is never cached."""
+    data = FORMATS[name]
+    server.files["/" + name] = data
+    server.no_length = True
+    cut = len(data) // 2
+    server.cuts = [cut]
+    dest = str(tmp_path / name)
+    download(server.url + "/" + name, dest, progress=False, retries=3)
+    assert server.requests == [("/" + name, None), ("/" + name, f"bytes={cut}-")]
+    assert open(dest, "rb").read() == data and read_sidecar(dest) == hashlib.sha256(data).hexdigest()
+
+    server.requests.clear()
+    server.ignore_range = True  # every attempt restarts and is cut again
+    server.cuts = [cut] * 3
+    dest = str(tmp_path / "again" / name)
+    with pytest.raises(DownloadError) as e:
+        download(server.url + "/" + name, dest, progress=False, retries=3)
+    msg = str(e.value)
+    assert "\n" not in msg and "no Content-Length" in msg and "incomplete" in msg and dest in msg, msg
+    assert len(server.requests) == 3
+    no_cache(dest)
+
+
+@pytest.mark.parametrize("name", ["zip.pth", "p4.pdparams", "m.safetensors"])
+def test_no_content_length_whole_file_is_kept(server, tmp_path, name):
+    server.files["/" + name] = FORMATS[name]
+    server.no_length = True
+    dest = str(tmp_path / name)
+    download(server.url + "/" + name, dest, progress=False)
+    assert open(dest, "rb").read() == FORMATS[name] and server.requests == [("/" + name, None)]
+
+
+@pytest.mark.parametrize("cuts", [[3000], [0], [3000, 5000]])
+def test_chunked_transfer_cut_short_is_resumed(server, ckpt, tmp_path, cuts):
+    server.files["/w.pth"] = ckpt
+    server.chunked = True
+    server.cuts = list(cuts)
+    dest = str(tmp_path / "w.pth")
+    download(server.url + "/w.pth", dest, progress=False, retries=len(cuts) + 1)
+    assert open(dest, "rb").read() == ckpt and len(server.requests) == len(cuts) + 1
+    assert server.requests[1][1] == f"bytes={cuts[0]}-" if cuts[0] else server.requests[1][1] is None
+
+
+def test_chunked_transfer_always_cut_is_never_cached(server, ckpt, tmp_path):
+    server.files["/w.pth"] = ckpt
+    server.chunked = server.ignore_range = True
+    server.cuts = [3000] * 3
+    dest = str(tmp_path / "w.pth")
+    with pytest.raises(DownloadError, match="in the middle of a chunked transfer") as e:
+        download(server.url + "/w.pth", dest, progress=False, retries=3)
+    assert "\n" not in str(e.value)
+    no_cache(dest)
+
+
+@pytest.mark.parametrize("name", ["zip.pth", "legacy.pth", "p2.pdparams", "m.safetensors", "m.param"])
+def test_server_copy_cut_short_with_content_length(server, tmp_path, name):
+    """The server's own file is cut short (its Content-Length agrees): not kept, part deleted."""
+    server.files["/" + name] = FORMATS[name][:len(FORMATS[name]) * 2 // 3]
+    dest = str(tmp_path / name)
+    with pytest.raises(DownloadError, match="cut short or damaged") as e:
+        download(server.url + "/" + name, dest, progress=False)
+    assert "\n" not in str(e.value)
+    no_cache(dest)
+    assert not os.path.exists(dest + ".part")
+
+
+def test_incomplete_reason_on_whole_files(tmp_path):
+    from ppgan.weights.download import incomplete_reason
+
+    for name, data in FORMATS.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        assert incomplete_reason(str(p)) is None, name
+        p.write_bytes(data[:-7])
+        assert incomplete_reason(str(p)), name
+
+
+def broken_sidecar(path, kind):
+    side = path + ".sha256"
+    if os.path.isdir(side):
+        os.rmdir(side)
+    elif os.path.lexists(side):
+        os.remove(side)
+    if kind == "empty":
+        open(side, "w").close()
+    elif kind == "blank":
+        open(side, "w").write("  \n\n")
+    elif kind == "not utf-8":
+        open(side, "wb").write(b"\xff\xfe\x00garbage\x80")
+    elif kind == "not a digest":
+        open(side, "w").write("hello  w.pth\n")
+    elif kind == "short digest":
+        open(side, "w").write("abc123  w.pth\n")
+    elif kind == "huge":
+        open(side, "w").write("0" * 64 + " " * 10000)
+    elif kind == "folder":
+        os.mkdir(side)
+    elif kind == "fifo":
+        os.mkfifo(side)
+    elif kind == "broken link":
+        os.symlink(side + ".gone", side)
+    return side
+
+
+SIDECARS = ["empty", "blank", "not utf-8", "not a digest", "short digest", "huge", "folder", "fifo", "broken link"]
+
+
+@pytest.mark.parametrize("kind", SIDECARS)
+def test_broken_sidecar_is_an_integrity_error(ckpt, tmp_path, kind):
+    dest = str(tmp_path / "w.pth")
+    open(dest, "wb").write(ckpt)
+    side = broken_sidecar(dest, kind)
+    before = os.lstat(side)
+    t0 = time.time()
+    for check in (verify_sidecar, read_sidecar):
+        with pytest.raises(CheckpointError) as e:
+            check(dest)
+        msg = str(e.value)
+        assert "\n" not in msg and side in msg and "lost" in msg, msg
+    assert time.time() - t0 < 5  # a FIFO is never opened for reading
+    after = os.lstat(side)  # left as it was: not re-trusted with a fresh digest
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size)
+    if kind != "folder":  # a published digest vouches for the file: the sidecar is written afresh
+        assert verify_sidecar(dest, expected=hashlib.sha256(ckpt).hexdigest()) == read_sidecar(dest)
