@@ -31,7 +31,7 @@ def add_device_args(p):
 
 def add_video_args(p):
     g = p.add_argument_group("video output")
-    g.add_argument("--crf", type=int, default=18, help="x264/x265 quality, lower is better (default 18)")
+    g.add_argument("--crf", type=int, default=18, help="quality (constant rate factor; -q:v for MPEG-2/MPEG-4/Theora), lower is better (default 18)")
     g.add_argument("--codec", default=None,
                    help="video encoder (default: one the output container holds: libx264; VP9 for .webm)")
     g.add_argument("--pix_fmt", default="yuv420p", help="output pixel format (default yuv420p)")

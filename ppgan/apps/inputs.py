@@ -19,7 +19,7 @@ import os
 
 from ..utils.errors import USER_ERRORS, PPGANError, one_line
 from ..utils.image import IMAGE_EXTENSIONS, is_image_file
-from ..utils.io import check_writable_dir, not_regular_reason, same_file
+from ..utils.io import check_writable_dir, missing_dirs, not_regular_reason, remove_empty_dirs, same_file
 from ..video import VIDEO_EXTS
 
 VIDEO_EXTENSIONS = tuple(sorted(VIDEO_EXTS))
@@ -131,11 +131,24 @@ def run_inputs(pred, spec, output_path=None, skip_existing=False, video_options=
             return dst
         if same_file(src, dst):
             raise PPGANError(f"output path is the input file ({src}); choose another output")
-        check_writable_dir(os.path.dirname(os.path.abspath(dst)))
-        return process_one(pred, src, dst, video_options, progress)
+        folder = os.path.dirname(os.path.abspath(dst))
+        created = missing_dirs(folder)
+        check_writable_dir(folder)
+        try:
+            return process_one(pred, src, dst, video_options, progress)
+        finally:  # a failed job leaves no empty folders behind (an output keeps its own)
+            remove_empty_dirs(created)
 
     out_root = output_path or out_root
+    created = missing_dirs(out_root)
     check_writable_dir(out_root)
+    try:
+        return _run_plan(pred, files, root, out_root, skip_existing, video_options, progress, created)
+    finally:  # folders made for outputs that all failed are removed again
+        remove_empty_dirs(created)
+
+
+def _run_plan(pred, files, root, out_root, skip_existing, video_options, progress, created):
     plan = []
     for src in files:
         rel = os.path.relpath(os.path.dirname(os.path.abspath(src)), os.path.abspath(root)) if root else "."
@@ -159,6 +172,7 @@ def run_inputs(pred, spec, output_path=None, skip_existing=False, video_options=
         try:
             folder = os.path.dirname(os.path.abspath(dst))
             if folder not in writable:
+                created.extend(missing_dirs(folder))
                 check_writable_dir(folder)
                 writable.add(folder)
             result.outputs.append(process_one(pred, src, dst, video_options, progress=False))

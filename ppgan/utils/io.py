@@ -73,6 +73,29 @@ def check_writable_dir(path):
         raise PPGANError(f"output folder is not writable: {path} ({e.strerror or e})") from None
 
 
+def missing_dirs(path):
+    """The folders `os.makedirs(path)` would create, deepest first (empty if `path` exists)."""
+    out = []
+    path = os.path.abspath(os.fspath(path))
+    while path and not os.path.lexists(path):
+        out.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return out
+
+
+def remove_empty_dirs(paths):
+    """Remove those of `paths` (deepest first, as `missing_dirs` gives them) that are empty
+    folders; anything else, and any error, is left alone."""
+    for path in sorted(set(paths), key=lambda p: p.count(os.sep), reverse=True):
+        try:
+            os.rmdir(path)  # fails unless it is an empty folder
+        except OSError:
+            pass
+
+
 def special_kind(mode):
     """None for a regular file's `st_mode`, else what the entry is ('a FIFO', 'a socket', ...)."""
     if stat.S_ISREG(mode):
