@@ -27,8 +27,8 @@ import torch
 
 from ..utils.device import resolve_device
 from ..utils.errors import ConfigError, PPGANError
-from ..utils.inference import (address_space_limit, address_space_room, failed_allocation, format_bytes, is_out_of_memory,
-                               memory_situation)
+from ..utils.inference import (address_space_limit, address_space_room, checked_cpu_kernels, failed_allocation,
+                               format_bytes, is_out_of_memory, memory_situation)
 from ..utils.tiling import tiled_forward
 
 # What running out of memory raises: CUDA's OutOfMemoryError, MemoryError (numpy's too) and the
@@ -163,6 +163,9 @@ class BasePredictor:
         if verbose:
             name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
             log(f"[ppgan] device: {self.device} ({name}), precision: {self.precision}")
+        if checked_cpu_kernels(self.device):
+            self._log(f"[ppgan] address-space limit (ulimit -v) {format_bytes(address_space_limit())}: oneDNN kernels "
+                      "off (they can crash instead of failing cleanly when memory runs out)")
 
     def _parse_precision(self, half):
         cuda = self.device.type == "cuda"

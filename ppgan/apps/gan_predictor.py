@@ -14,7 +14,7 @@ import torch
 
 from ..models.generators import build_generator
 from ..utils.config import load_config
-from ..utils.errors import PPGANError
+from ..utils.errors import CheckpointError, PPGANError
 from ..utils.visual import save_grid
 from ..weights import load, load_into
 from .base_predictor import BasePredictor
@@ -22,6 +22,27 @@ from .base_predictor import BasePredictor
 MAX_GRID_PIXELS = 1 << 23  # 8 megapixels per grid file (e.g. 2896 x 2896)
 BATCH_PIXELS = 1 << 22     # output pixels per generator batch (64 images of 256 x 256)
 GRID_PADDING = 2           # pixels between and around the images of a grid (`save_grid`)
+
+
+def _describe(model_cfg):
+    """'GANModel (generator DCGenerator)': what a model config builds, for messages."""
+    gen = model_cfg.get("generator") if isinstance(model_cfg, dict) else None
+    name = model_cfg.get("name", "?") if isinstance(model_cfg, dict) else "?"
+    return f"{name} (generator {gen.get('name', '?')})" if isinstance(gen, dict) else str(name)
+
+
+def _generator_name(model_cfg):
+    gen = model_cfg.get("generator")
+    return gen.get("name") if isinstance(gen, dict) else None
+
+
+def _generator_diff(saved, model_cfg, limit=3):
+    """'generator.ngf (32 in the file, 16 here)', ... for the first generator settings that differ."""
+    a, b = saved.get("generator") or {}, model_cfg.get("generator") or {}
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return []
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return [f"generator.{k} ({a.get(k)!r} in the file, {b.get(k)!r} here)" for k in keys[:limit]]
 
 
 def slerp(a, b, t):
@@ -56,8 +77,26 @@ class GANPredictor(BasePredictor):
             if model_cfg is None:
                 what = "a .pdparams file" if weights.format == "pdparams" else weight_path
                 raise PPGANError(f"{what} carries no model config: pass --config too")
+        saved = weights.config if isinstance(weights.config, dict) else None
+        if saved is not None and _generator_name(saved) != _generator_name(model_cfg):
+            raise PPGANError(f"{weight_path} was written by model {_describe(saved)}, the config builds "
+                             f"{_describe(model_cfg)}; drop --config (the file carries its own) or pass the one "
+                             "it was trained with")
+        if not isinstance(model_cfg.get("generator"), dict):
+            raise PPGANError(f"model {model_cfg.get('name', '?')} has no 'generator' section: not a GAN this tool "
+                             "can sample")
         self.netG = build_generator(model_cfg["generator"])
-        load_into(self.netG, weights, name="netG")
+        if not hasattr(self.netG, "random_inputs"):
+            raise PPGANError(f"generator {type(self.netG).__name__} of model {model_cfg.get('name', '?')} turns "
+                             "images into images, it does not draw from latent vectors: gan_generate needs a GAN "
+                             "trained from noise (e.g. configs/dcgan_digits.yaml)")
+        try:
+            load_into(self.netG, weights, name="netG")
+        except CheckpointError as e:
+            diff = _generator_diff(saved, model_cfg) if saved is not None else []
+            if not diff:
+                raise
+            raise CheckpointError(f"{e}; the config differs in {', '.join(diff)}") from None
         self.weight_files = list(weights.files)
         self.model_cfg = model_cfg
         self.netG.to(self.device).eval()
@@ -186,11 +225,12 @@ class GANPredictor(BasePredictor):
         rows = min(self.n_class, 10) if self.n_class and class_id is None else 4
         if self.grid_pixels(rows * steps, steps) > max_grid_pixels:
             _, h, w = self.image_shape()
-            most = max(2, (max_grid_pixels // (rows * (h + GRID_PADDING) + GRID_PADDING) - GRID_PADDING)
-                       // (w + GRID_PADDING))
+            most = (max_grid_pixels // (rows * (h + GRID_PADDING) + GRID_PADDING) - GRID_PADDING) // (w + GRID_PADDING)
+            fix = f"use at most {most} steps" if most >= 2 else \
+                f"raise max_grid_pixels to at least {self.grid_pixels(rows * 2, 2)} (2 steps)"
             raise PPGANError(f"{steps} interpolation steps make a strip of {self.grid_pixels(rows * steps, steps)} "
-                             f"pixels, more than the {max_grid_pixels} a grid may have; use at most {most} steps "
-                             "(or raise the pixel limit)")
+                             f"pixels ({rows} rows of {steps} images of {w}x{h}), more than the {max_grid_pixels} a grid "
+                             f"may have: {fix}")
         paths = {"samples": self._write_samples(n, class_id, seed, output, max_grid_pixels)}
         strip = self.interpolate(rows=rows, steps=steps, class_id=class_id, seed=seed)
         paths["interpolation"] = save_grid(strip, os.path.join(output, "interpolation.png"), nrow=steps)

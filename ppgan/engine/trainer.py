@@ -43,8 +43,8 @@ from ..solver import build_lr_scheduler, build_optimizer
 from ..utils.config import dump_config
 from ..utils.device import resolve_device
 from ..utils.errors import CheckpointError, ConfigError, NonFiniteLossError, PPGANError
-from ..utils.inference import (address_space_limit, address_space_room, address_space_used, failed_allocation,
-                               format_bytes, is_out_of_memory, memory_situation)
+from ..utils.inference import (address_space_limit, address_space_room, address_space_used, checked_cpu_kernels,
+                               failed_allocation, format_bytes, is_out_of_memory, memory_situation)
 from ..utils.io import check_writable_dir
 from ..utils.logger import get_logger
 from . import checkpoint as ckpt
@@ -417,12 +417,17 @@ class Trainer:
             raise PPGANError(f"the address-space limit (ulimit -v) of {format_bytes(limit)} leaves only "
                              f"{format_bytes(room)} once the libraries are loaded ({format_bytes(used)}); training "
                              f"needs more: raise it to {format_bytes(used + (1 << 30))} or more, or remove it")
+        changes = []
         threads = torch.get_num_threads()
         fit = max(1, room // (4 * THREAD_ROOM))
         if threads > fit:
             torch.set_num_threads(fit)
+            changes.append(f"{fit} CPU thread(s) instead of {threads}")
+        if checked_cpu_kernels(self.device):
+            changes.append("oneDNN kernels off (they can crash instead of failing cleanly when memory runs out)")
+        if changes:
             self.logger.warning(f"address-space limit (ulimit -v) {format_bytes(limit)}, {format_bytes(room)} free: "
-                                f"using {fit} CPU thread(s) instead of {threads}")
+                                + "; ".join(changes))
 
     def _memory_error(self, exc, where):
         """The one-line PPGANError for running out of memory `where` ('at iteration 12')."""

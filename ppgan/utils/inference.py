@@ -111,13 +111,13 @@ def failed_allocation(exc):
 
 
 def format_bytes(n):
-    """'512 KiB', '192 MiB', '1.5 GiB'."""
+    """'512 KiB', '19.5 MiB', '1.34 GiB': three significant digits."""
     n = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n < 1024 or unit == "PiB":
             break
         n /= 1024
-    return f"{n:.0f} {unit}" if n >= 10 or unit == "B" else f"{n:.1f} {unit}"
+    return f"{n:.0f} {unit}" if n >= 100 or unit == "B" else f"{n:.{1 if n >= 10 else 2}f} {unit}"
 
 
 def address_space_limit():
@@ -158,3 +158,14 @@ def address_space_room():
     """Bytes this process may still map under its address-space limit, or None without a limit."""
     limit, used = address_space_limit(), address_space_used()
     return None if not limit or used is None else max(0, limit - used)
+
+
+def checked_cpu_kernels(device):
+    """Under an address-space limit on the CPU, turn torch's oneDNN (mkldnn) kernels off and return
+    True: when an allocation fails inside them the process can crash (SIGSEGV in a convolution's
+    backward) instead of raising, and they map more memory than the native kernels. Process-wide;
+    nothing changes without a limit or on CUDA."""
+    if torch.device(device).type != "cpu" or not address_space_limit() or not torch.backends.mkldnn.enabled:
+        return False
+    torch.backends.mkldnn.enabled = False
+    return True

@@ -5,6 +5,7 @@
     download.py  resumable, verified downloads; the cache folder; format sniffing
     load.py      load(path_or_name) -> Weights (states + metadata); load_into / load_nets
     pdparams.py  PaddleGAN .pdparams (restricted unpickler, Paddle -> PyTorch conversion)
+    pickle_guard.py  opcode check run before any unpickler (declared sizes, memo, globals called)
     basicsr.py   BasicSR / Real-ESRGAN .pth (params_ema / params, BasicSR RRDBNet names)
     ncnn.py      Real-ESRGAN ncnn .param / .bin mapped to our architectures' keys
 

@@ -190,7 +190,8 @@ def verify_sidecar(path, expected=None):
         digest = sha256sum(path)
         if digest != expected.lower():
             raise CheckpointError(f"{path} has sha256 {digest[:16]}..., which does not match the published sha256 "
-                                  f"{expected.lower()[:16]}...; the file changed or is damaged: delete it and download again")
+                                  f"{expected.lower()[:16]}...; the file changed or is damaged: delete it and "
+                                  "download again")
         try:
             current = read_sidecar(path)
         except CheckpointError:

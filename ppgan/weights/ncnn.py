@@ -265,10 +265,15 @@ def read_ncnn(param_path, bin_path):
     try:
         with open(param_path, "r", encoding="utf-8") as f:
             text = f.read()
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{param_path} is not an ncnn text .param file: byte {exc.start} is not UTF-8") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read ncnn model {param_path}: {exc.strerror or exc}") from None
+    try:
         with open(bin_path, "rb") as f:
             data = f.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"cannot read ncnn model: {exc}") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read ncnn model {bin_path}: {exc.strerror or exc}") from None
     reader = _BinReader(data, bin_path)
     layers = []
     for ltype, name, bottoms, tops, params in parse_param(text, param_path):

@@ -197,7 +197,8 @@ class SafeUnpickler(pickle.Unpickler):
 
     def _reconstruct(self, subtype, shape, dtype):
         if subtype is not _LoadedArray:
-            raise pickle.UnpicklingError(f"refused _reconstruct of {getattr(subtype, '__name__', type(subtype).__name__)}")
+            what = getattr(subtype, "__name__", type(subtype).__name__)
+            raise pickle.UnpicklingError(f"refused _reconstruct of {what}")
         shape, dtype = _shape(shape), _numeric_dtype(dtype)
         self._check_size(_nbytes(shape, dtype), f"a numpy array of shape {shape}")
         return _np_core("multiarray")._reconstruct(_LoadedArray, shape, dtype)

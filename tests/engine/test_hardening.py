@@ -363,12 +363,12 @@ def _cv2_error():
 
 
 OOM_KINDS = {
-    "cpu-allocator": (_alloc_error, "could not allocate 2.0 MiB"),
+    "cpu-allocator": (_alloc_error, "could not allocate 2.00 MiB"),
     "memory-error": (lambda: MemoryError(), "out of memory"),
-    "numpy": (_numpy_error, "could not allocate 1.0 PiB"),
+    "numpy": (_numpy_error, "could not allocate 1.00 PiB"),
     "cuda": (lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB"),
-             "could not allocate 20 MiB"),
-    "opencv": (_cv2_error, "could not allocate 64 KiB"),
+             "could not allocate 20.0 MiB"),
+    "opencv": (_cv2_error, "could not allocate 64.0 KiB"),
     "thread": (lambda: RuntimeError("can't start new thread"), "out of memory"),
 }
 

