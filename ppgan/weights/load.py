@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ..utils.errors import CheckpointError
+from ..utils.io import not_regular_reason
 from .hashing import file_sha256
 
 META_KEY = "__ppgan__"  # our weight files: {'model': model config, 'version': ...}
@@ -290,8 +291,11 @@ def load(source, spec=None, key=None, weight_path=None, download=True, progress=
         return Weights(states, fmt, config=config, **meta)
 
     path = os.path.abspath(os.fspath(source))
-    if not os.path.isfile(path):
+    why = not_regular_reason(path)
+    if why == "does not exist":
         raise CheckpointError(f"weight file not found: {path}")
+    if why is not None:  # a FIFO would block the reader forever
+        raise CheckpointError(f"weight file {path} {why}")
     fmt = sniff_weight_format(path)
     if fmt == "pth":
         fmt, states, config = _from_torch_obj(read_torch(path), path, key, arch)

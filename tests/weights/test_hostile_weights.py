@@ -464,3 +464,26 @@ def test_zip_and_legacy_damage_is_one_line(tmp_path):
         path = tmp_path / f"z{i}.pth"
         path.write_bytes(bad)
         one_line(lambda: W.load(path), path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dir", "broken_link"])
+def test_weight_path_that_is_not_a_regular_file_is_refused_without_opening(tmp_path, kind):
+    import signal
+
+    from ppgan.weights import load
+
+    p = tmp_path / "w.pth"
+    if kind == "fifo":
+        os.mkfifo(p)
+    elif kind == "dir":
+        p.mkdir()
+    else:
+        os.symlink(tmp_path / "gone.pth", p)
+    signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(TimeoutError("blocked on open")))
+    signal.setitimer(signal.ITIMER_REAL, 5)
+    try:
+        with pytest.raises(CheckpointError) as e:
+            load(str(p))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    assert "\n" not in str(e.value) and str(p) in str(e.value)
