@@ -109,7 +109,7 @@ def incomplete_reason(path, fmt=None):
             with open(path, "rb") as f:
                 zipped = f.read(4) == b"PK\x03\x04"
             if not zipped:
-                from .load import read_torch
+                from .torchfile import read_torch
 
                 read_torch(path)
                 return None
