@@ -395,21 +395,34 @@ class ImagePredictor(BasePredictor):
         return os.path.join(self.output, self.name) if self.name else self.output
 
     def run_image(self, path, out_path):
-        from ..utils.image import imread, imwrite
-
         import cv2
 
+        from ..utils.image import imread, imwrite
+
+        img = None
         try:
             img = imread(path, mode="unchanged")
             imwrite(out_path, self.predict(img))
         except (MemoryError, RuntimeError, cv2.error) as e:  # numpy / OpenCV ran out of memory
             if not is_out_of_memory(e):
                 raise
-            failed = failed_allocation(e)
-            raise PPGANError(f"out of memory processing {path}"
-                             + (f": could not allocate {format_bytes(failed)}" if failed else "")
-                             + f"{memory_situation()}; use a smaller image, free memory or raise the limit") from None
+            raise self._image_out_of_memory(path, img, e) from None
         return out_path
+
+    def _image_out_of_memory(self, path, img, exc):
+        """The one-line PPGANError for an image file that did not fit in memory (`img` None: reading it)."""
+        failed = failed_allocation(exc)
+        what = "reading" if img is None else "processing"
+        size = ""
+        if img is not None:
+            h, w = img.shape[:2]
+            s = int(getattr(self, "scale", 1) or 1)
+            out_bytes = h * s * w * s * (img.shape[2] if img.ndim == 3 else 1) * 4
+            size = f" (a {w}x{h} image" + (f" at x{s}" if s > 1 else "") + \
+                f"; its output alone takes {format_bytes(out_bytes)} as float32)"
+        could_not = f": could not allocate {format_bytes(failed)}" if failed else ""
+        return PPGANError(f"out of memory {what} {path}{size}{could_not}{memory_situation()}; use a smaller image, "
+                          "free memory or raise the limit")
 
     # -- video ------------------------------------------------------------------------------
     def frame_stage(self):

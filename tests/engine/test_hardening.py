@@ -472,7 +472,7 @@ def test_training_under_ulimit_v_ends_in_one_line(tmp_path, extra_mib):
     run = tmp_path / "run"
     cmd = (f"ulimit -v {limit_kib}; exec \"$0\" tools/main.py -c \"$1\" --device cpu --quiet --output-dir \"$2\"")
     proc = subprocess.run(["bash", "-c", cmd, sys.executable, config, str(run)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env=dict(os.environ, PPGAN_DEBUG=""))
+                          text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1", PPGAN_DEBUG=""))
     assert proc.returncode not in (134, 139, -6, -11), (proc.returncode, proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     if proc.returncode != 0:
