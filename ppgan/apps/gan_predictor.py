@@ -26,9 +26,8 @@ GRID_PADDING = 2           # pixels between and around the images of a grid (`sa
 
 def _describe(model_cfg):
     """'GANModel (generator DCGenerator)': what a model config builds, for messages."""
-    gen = model_cfg.get("generator") if isinstance(model_cfg, dict) else None
-    name = model_cfg.get("name", "?") if isinstance(model_cfg, dict) else "?"
-    return f"{name} (generator {gen.get('name', '?')})" if isinstance(gen, dict) else str(name)
+    name = _generator_name(model_cfg)
+    return f"{model_cfg.get('name', '?')}" + (f" (generator {name})" if name else "")
 
 
 def _generator_name(model_cfg):
@@ -62,6 +61,8 @@ class GANPredictor(BasePredictor):
             `ppgan.weights.load` reads.
         device (str): 'auto', 'cpu' or 'cuda'.
     """
+
+    batch_size = 64  # images per generator call (fewer when they are large; see BATCH_PIXELS)
 
     def __init__(self, config=None, weight_path=None, device="auto"):
         super().__init__(device)
@@ -101,8 +102,6 @@ class GANPredictor(BasePredictor):
         self.model_cfg = model_cfg
         self.netG.to(self.device).eval()
         self.n_class = int(getattr(self.netG, "n_class", 0))
-
-    batch_size = 64  # images per generator call (fewer when they are large; see BATCH_PIXELS)
 
     def _latents(self, n, gen):
         z = self.netG.random_inputs(n, generator=gen)
@@ -202,10 +201,10 @@ class GANPredictor(BasePredictor):
         the most that do (whole rows of `nrow` when the row width is fixed; a square otherwise),
         at least one row."""
         if nrow:  # conditional models: rows of n_class images, one class per row
-            rows = max(1, math.ceil(n / nrow))
-            while rows > 1 and self.grid_pixels(rows * nrow, nrow) > max_grid_pixels:
-                rows = max(1, min(rows - 1, int(rows * math.sqrt(max_grid_pixels / self.grid_pixels(rows * nrow, nrow)))))
-            return min(n, rows * nrow)
+            _, h, w = self.image_shape()
+            width = min(nrow, n) * (w + GRID_PADDING) + GRID_PADDING
+            rows = (max_grid_pixels // width - GRID_PADDING) // (h + GRID_PADDING)
+            return min(n, max(1, rows) * nrow)
         if self.grid_pixels(n, math.ceil(math.sqrt(n))) <= max_grid_pixels:
             return n
         side = max(1, math.isqrt(max_grid_pixels // self.grid_pixels(1, 1)) + 1)
@@ -229,8 +228,8 @@ class GANPredictor(BasePredictor):
             fix = f"use at most {most} steps" if most >= 2 else \
                 f"raise max_grid_pixels to at least {self.grid_pixels(rows * 2, 2)} (2 steps)"
             raise PPGANError(f"{steps} interpolation steps make a strip of {self.grid_pixels(rows * steps, steps)} "
-                             f"pixels ({rows} rows of {steps} images of {w}x{h}), more than the {max_grid_pixels} a grid "
-                             f"may have: {fix}")
+                             f"pixels ({rows} rows of {steps} images of {w}x{h}), more than the {max_grid_pixels} "
+                             f"a grid may have: {fix}")
         paths = {"samples": self._write_samples(n, class_id, seed, output, max_grid_pixels)}
         strip = self.interpolate(rows=rows, steps=steps, class_id=class_id, seed=seed)
         paths["interpolation"] = save_grid(strip, os.path.join(output, "interpolation.png"), nrow=steps)

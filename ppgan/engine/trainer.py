@@ -433,8 +433,7 @@ class Trainer:
         """The one-line PPGANError for running out of memory `where` ('at iteration 12')."""
         failed = failed_allocation(exc)
         could_not = f": could not allocate {format_bytes(failed)}" if failed else ""
-        batch = ((self.cfg.get("dataset") or {}).get("train") or {}).get("batch_size") \
-            if isinstance(getattr(self, "cfg", None), dict) else None
+        batch = ((self.cfg.get("dataset") or {}).get("train") or {}).get("batch_size")
         lower = f"lower dataset.train.batch_size (now {batch})" if batch else "use a smaller model or batch"
         return PPGANError(f"out of memory {where}{could_not}{memory_situation()}; {lower}, "
                           "free memory or raise the limit")
@@ -571,8 +570,9 @@ class Trainer:
             part = "rng"
             ckpt.set_rng_state(state["rng"])
         except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as e:
+            detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise CheckpointError(f"checkpoint {path}: its '{part}' entry does not fit this config's "
-                                  f"training state ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else '-'})") from None
+                                  f"training state ({detail})") from None
         if self.world_size > 1:
             seed_everything(self.seed + 1000003 * self.rank + self.iter)
         self.last_checkpoint = path

@@ -66,3 +66,76 @@ def test_bad_weight_file(tmp_path):
         GANPredictor(weight_path=str(bad), device="cpu")
     with pytest.raises(PPGANError, match="not found"):
         GANPredictor(weight_path=str(tmp_path / "missing.pth"), device="cpu")
+
+
+CYCLEGAN = {"name": "CycleGANModel",
+            "generator": {"name": "ResnetGenerator", "input_nc": 1, "output_nc": 1, "ngf": 4, "n_blocks": 1,
+                          "norm_type": "instance"},
+            "discriminator": {"name": "NLayerDiscriminator", "ndf": 4, "n_layers": 2, "norm_type": "instance",
+                              "input_nc": 1},
+            "cycle_criterion": {"name": "L1Loss"}, "gan_criterion": {"name": "GANLoss", "gan_mode": "lsgan"}}
+
+
+@pytest.fixture(scope="module")
+def weight_files(tmp_path_factory):
+    """A tiny GAN's weight file and an (untrained) CycleGAN's, as training writes them."""
+    import copy
+
+    from conftest import TINY_GAN
+
+    from ppgan.engine import checkpoint as ckpt
+    from ppgan.models import build_model
+
+    root = tmp_path_factory.mktemp("weights")
+    cfg = copy.deepcopy(TINY_GAN)
+    cfg["total_iters"] = 2
+    gan = _train(cfg, root, "gan")
+    cycle = str(root / "cycle_weight.pth")
+    ckpt.save(ckpt.weight_file_dict(build_model(copy.deepcopy(CYCLEGAN)), CYCLEGAN), cycle)
+    return {"gan": gan, "cycle": cycle, "cfg": cfg}
+
+
+def _config(tmp_path, cfg, model):
+    from conftest import write_yaml
+
+    return write_yaml(tmp_path / "c.yaml", dict(cfg, model=model))
+
+
+@pytest.mark.parametrize("case", ["image-to-image", "other-generator", "conditional-config", "wider-config",
+                                  "no-generator"])
+def test_weights_of_another_model_are_one_line(tmp_path, capsys, weight_files, case):
+    import copy
+    import os
+    import sys
+
+    from conftest import ROOT
+
+    gan_model = weight_files["cfg"]["model"]
+    weights, config, expect = {
+        "image-to-image": (weight_files["cycle"], None,
+                           "generator ResnetGenerator of model CycleGANModel turns images into images"),
+        "other-generator": (weight_files["cycle"], gan_model,
+                            "was written by model CycleGANModel (generator ResnetGenerator), the config builds "
+                            "GANModel (generator DCGenerator)"),
+        "conditional-config": (weight_files["gan"], dict(gan_model, generator={
+            "name": "ConditionalDeepConvGenerator", "latent_dim": 8, "output_nc": 1, "size": 16, "ngf": 4}),
+            "the config builds GANModel (generator ConditionalDeepConvGenerator)"),
+        "wider-config": (weight_files["gan"], dict(gan_model, generator=dict(gan_model["generator"], ngf=8)),
+                         "do not fit DCGenerator: 11 shape mismatches (e.g. model.0.weight [8, 8, 4, 4] vs model "
+                         "[8, 16, 4, 4]); the config differs in generator.ngf (4 in the file, 8 here)"),
+        "no-generator": (weight_files["gan"], {"name": "GANModel", "discriminator": gan_model["discriminator"]},
+                         "the config builds GANModel; drop --config"),
+    }[case]
+    args = ["--weight_path", weights, "--output", str(tmp_path / "o"), "--device", "cpu"]
+    if config is not None:
+        args += ["--config", _config(tmp_path, weight_files["cfg"], copy.deepcopy(config))]
+    sys.path.insert(0, os.path.join(ROOT, "applications", "tools"))
+    try:
+        import gan_generate
+    finally:
+        sys.path.pop(0)
+    code = gan_generate.main(args)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip() and not ln.startswith("[ppgan]")]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert expect in lines[0], lines[0]
+    assert not (tmp_path / "o").exists()

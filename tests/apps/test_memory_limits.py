@@ -103,8 +103,8 @@ def test_untileable_net_out_of_memory_is_one_line():
         BasePredictor(device="cpu", verbose=False).forward_image(net, torch.rand(1, 3, 40, 40), scale=2)
 
 
-@pytest.mark.parametrize("error", [RuntimeError("Expected 4D input, got 3D"), RuntimeError("could not create a primitive"),
-                                   ValueError("bad shape")])
+@pytest.mark.parametrize("error", [RuntimeError("Expected 4D input, got 3D"),
+                                   RuntimeError("could not create a primitive"), ValueError("bad shape")])
 def test_other_errors_are_not_taken_for_out_of_memory(error, monkeypatch):
     monkeypatch.setattr(bp, "address_space_room", lambda: None)
     monkeypatch.setattr("ppgan.utils.inference.address_space_limit", lambda: None)
