@@ -36,11 +36,31 @@ def train_parser(prog="tools/main.py"):
     return p
 
 
+def _import_trainer():
+    """The Trainer class. Under a tight `ulimit -v`, loading torch's libraries can itself fail
+    (MemoryError, 'failed to map segment from shared object'): one line, not a traceback."""
+    try:
+        from .engine.trainer import Trainer
+    except (MemoryError, ImportError, SystemError) as e:
+        text = str(e).lower()
+        if not isinstance(e, MemoryError) and not any(w in text for w in ("map segment", "allocate memory",
+                                                                          "out of memory", "memoryerror")):
+            raise
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        limit = "no address-space limit" if soft == resource.RLIM_INFINITY else \
+            f"ulimit -v {soft // 1024} KiB = {soft / 2 ** 30:.2f} GiB"
+        raise PPGANError(f"out of memory while loading torch and the model code ({limit}); "
+                         "allow the process more memory") from None
+    return Trainer
+
+
 def run_train(argv=None, prog="tools/main.py"):
     """Entry point of tools/main.py: returns the exit code."""
     args = train_parser(prog).parse_args(argv)
     try:
-        from .engine.trainer import Trainer
+        Trainer = _import_trainer()
         from .utils.config import load_config
 
         cfg = load_config(args.config_file, args.opt)

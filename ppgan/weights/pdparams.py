@@ -434,20 +434,25 @@ def convert_paddle_state_dict(model, pd_state, strict=True):
     return out, report
 
 
-def format_diff(report, model_keys, file_keys, limit=8):
-    """A readable, still single-line-friendly summary of a name/shape mismatch."""
+def format_diff(report, model_keys, file_keys, limit=3):
+    """A single-line summary of a name/shape mismatch: each kind's count and its first `limit`
+    names, then '(and N more)'."""
+    def listed(items, total):
+        more = f" (and {total - len(items)} more)" if total > len(items) else ""
+        return ", ".join(items) + more
+
     parts = []
     if report["missing"]:
         items = [f"{k} (file has e.g. {closest(k, file_keys, 1)[0]})" if closest(k, file_keys, 1) else k
                  for k in report["missing"][:limit]]
-        parts.append(f"{len(report['missing'])} missing in file: " + ", ".join(items))
+        parts.append(f"{len(report['missing'])} missing in file: " + listed(items, len(report["missing"])))
     if report["unexpected"]:
         items = [f"{k} (model has e.g. {closest(k, model_keys, 1)[0]})" if closest(k, model_keys, 1) else k
                  for k in report["unexpected"][:limit]]
-        parts.append(f"{len(report['unexpected'])} not in model: " + ", ".join(items))
+        parts.append(f"{len(report['unexpected'])} not in model: " + listed(items, len(report["unexpected"])))
     if report["mismatched"]:
         items = [f"{n} {list(s)} vs model {list(ts)}" for n, s, _, ts in report["mismatched"][:limit]]
-        parts.append(f"{len(report['mismatched'])} shape mismatches: " + ", ".join(items))
+        parts.append(f"{len(report['mismatched'])} shape mismatches: " + listed(items, len(report["mismatched"])))
     return "weights do not fit the model: " + "; ".join(parts)
 
 

@@ -12,7 +12,9 @@ import torch
 from ..utils.errors import CheckpointError
 
 # torch's advice on how to load a refused file anyway (never repeated: see `_torch_reason`)
-_TORCH_ADVICE = re.compile(r"weights.only|trusted source|documentation of torch\.load|safe_globals|allowlist", re.I)
+_TORCH_ADVICE = re.compile(r"weights.only|trusted source|trust the source|can still be loaded|"
+                           r"documentation of torch\.load|safe_globals|allowlist", re.I)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _LEGACY_PICKLES = 5  # a legacy (non-zip) torch file: magic, protocol, sys info, the object, storage keys
 _ALLOCATING_CALLS = {("builtins", "bytearray"), ("__builtin__", "bytearray")}
 
@@ -20,7 +22,7 @@ _ALLOCATING_CALLS = {("builtins", "bytearray"), ("__builtin__", "bytearray")}
 def _torch_reason(exc):
     """torch.load's error as one line, without torch's advice to turn the weights-only loader
     off (`weights_only=False` would let the file run code) or to allowlist what it refused."""
-    sentences = re.split(r"(?<=[.!?])\s+", " ".join(str(exc).split()))
+    sentences = re.split(r"(?<=[.!?])\s+", " ".join(_ANSI.sub("", str(exc)).split()))
     kept = [s for s in sentences if s and not _TORCH_ADVICE.search(s)]
     text = re.sub(r"^WeightsUnpickler error:\s*", "", " ".join(kept))
     if not text:

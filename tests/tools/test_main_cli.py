@@ -140,3 +140,33 @@ def test_ppgan_console_command(tiny_cfg, tmp_path):
 def test_help_ends_with_examples():
     proc = run_cli(["tools/main.py", "--help"])
     assert proc.returncode == 0 and "examples:" in proc.stdout and "--resume" in proc.stdout
+
+
+@pytest.mark.parametrize("exc, one_line", [
+    (MemoryError(), True),
+    (ImportError("libtorch_cpu.so: failed to map segment from shared object"), True),
+    (SystemError("cannot allocate memory for thread-local data"), True),
+    (ImportError("No module named 'somethingelse'"), False),  # a broken install keeps its traceback
+])
+def test_running_out_of_memory_while_importing_the_trainer_is_one_line(monkeypatch, capsys, exc, one_line):
+    import builtins
+    import sys as _sys
+
+    from ppgan import cli
+
+    real_import = builtins.__import__
+
+    def failing(name, globals=None, locals=None, fromlist=(), level=0):
+        if name.endswith("engine.trainer") or (level and name == "engine.trainer"):
+            raise exc
+        return real_import(name, globals, locals, fromlist, level)
+
+    monkeypatch.delitem(_sys.modules, "ppgan.engine.trainer", raising=False)
+    monkeypatch.setattr(builtins, "__import__", failing)
+    if one_line:
+        assert cli.run_train(["-c", "configs/dcgan_digits.yaml"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: out of memory while loading torch")
+    else:
+        with pytest.raises(ImportError):
+            cli.run_train(["-c", "configs/dcgan_digits.yaml"])

@@ -487,3 +487,15 @@ def test_weight_path_that_is_not_a_regular_file_is_refused_without_opening(tmp_p
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
     assert "\n" not in str(e.value) and str(p) in str(e.value)
+
+
+def test_mismatch_message_is_whole_and_counts_what_it_leaves_out():
+    from ppgan.weights.pdparams import format_diff
+
+    report = {"missing": [f"m{i}.weight" for i in range(10)], "unexpected": ["x.weight"],
+              "mismatched": [(f"s{i}", (3,), None, (4,)) for i in range(5)]}
+    msg = format_diff(report, [f"m{i}.weight" for i in range(10)], ["x.weight"])
+    assert "\n" not in msg
+    assert "10 missing in file: " in msg and "(and 7 more)" in msg
+    assert "1 not in model: x.weight" in msg and "x.weight (and" not in msg
+    assert "5 shape mismatches: s0 [3] vs model [4]" in msg and "(and 2 more)" in msg

@@ -6,7 +6,6 @@ probability under the prior (normal quantiles, or a uniform grid for a uniform p
 """
 import numpy as np
 import torch
-from scipy.stats import norm as _normal
 from torch import nn
 
 from ...utils.errors import ConfigError
@@ -49,7 +48,7 @@ class MLPGenerator(nn.Module):
         if self.latent_dim != 2:
             raise ConfigError("latent_grid needs latent_dim == 2")
         q = np.linspace((1 - extent) / 2, 1 - (1 - extent) / 2, n)
-        axis = _normal.ppf(q) if self.latent_dist == "normal" else 2 * q - 1
+        axis = torch.special.ndtri(torch.from_numpy(q)).numpy() if self.latent_dist == "normal" else 2 * q - 1
         yy, xx = np.meshgrid(axis[::-1], axis, indexing="ij")
         return torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], 1).astype(np.float32))
 
