@@ -45,22 +45,9 @@ from ..utils.device import resolve_device
 from ..utils.errors import CheckpointError, ConfigError, NonFiniteLossError, PPGANError
 from ..utils.inference import (address_space_limit, address_space_room, address_space_used, checked_cpu_kernels,
                                failed_allocation, format_bytes, is_out_of_memory, memory_situation)
-from ..utils.io import check_writable_dir
+from ..utils.io import check_writable_dir, missing_dirs
 from ..utils.logger import get_logger
 from . import checkpoint as ckpt
-
-
-def _missing_folders(path):
-    """The folders `os.makedirs(path)` would create, outermost first."""
-    missing = []
-    path = os.path.abspath(path)
-    while not os.path.lexists(path):
-        missing.append(path)
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return missing[::-1]
 
 
 def seed_everything(seed):
@@ -314,7 +301,7 @@ class Trainer:
                 run_dir = f"{run_dir}-{i}"
         self.run_dir = run_dir
         if self.is_main:
-            self._created += _missing_folders(self.run_dir)
+            self._created += missing_dirs(self.run_dir)[::-1]  # outermost first
             check_writable_dir(self.run_dir)
         self.logger = get_logger(None, rank=self.rank, quiet=quiet)  # files opened once the setup succeeded
         self._fit_address_space()
