@@ -1,6 +1,8 @@
 """Shared test helpers: tiny configs that train in a second on a CPU."""
+import contextlib
 import copy
 import os
+import signal
 import subprocess
 import sys
 
@@ -70,3 +72,18 @@ def deoldify_weights(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("deoldify") / "deoldify_art.pth")
     torch.save(build_model("artistic").eval().state_dict(), path)
     return path
+
+
+@contextlib.contextmanager
+def within(seconds):
+    """TimeoutError instead of a hang: SIGALRM interrupts a blocking call (the open of a FIFO)."""
+    def fire(signum, frame):
+        raise TimeoutError(f"still blocked after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

@@ -2,6 +2,7 @@
 that must be a regular one (never blocking on a FIFO or a device)."""
 import contextlib
 import errno
+import hashlib
 import os
 import stat
 import tempfile
@@ -71,6 +72,15 @@ def check_writable_dir(path):
         os.remove(probe)
     except OSError as e:
         raise PPGANError(f"output folder is not writable: {path} ({e.strerror or e})") from None
+
+
+def sha256sum(path):
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def missing_dirs(path):

@@ -51,7 +51,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..utils.errors import PPGANError
-from ..utils.io import atomic_write_text, check_writable_dir, same_file
+from ..utils.io import atomic_write_text, check_writable_dir, missing_dirs, remove_empty_dirs, same_file, sha256sum
 from .decode import iter_frames
 from .encode import (MOV_FAMILY, MP4_VIDEO_CODECS, VideoWriter, check_codec, check_output_container, container_of,
                      default_codec, stream_args, timescale)
@@ -161,7 +161,7 @@ def process_video(input_path, output_path, stages, *, batch_size=4, chunk_second
         if lock is not None and (manifest is None and not lock.existed or manifest and not manifest.get("done")):
             _remove_parts(job.parts, lock)
         if not os.path.exists(job.parts):
-            _remove_new_dirs(job.new_dirs)
+            remove_empty_dirs(job.new_dirs)
         raise
     finally:
         if lock is not None:
@@ -205,11 +205,11 @@ def _plan(input_path, output_path, stages, batch_size, chunk_seconds, encoder):
     ident = {"input": os.path.abspath(input_path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
              "stages": chain.identities, "options": options}
     folder = os.path.dirname(output_path)
-    new_dirs = _missing_dirs(folder)
+    new_dirs = missing_dirs(folder)
     try:
         check_writable_dir(folder)  # the last check: a job refused earlier creates nothing
     except PPGANError as e:
-        _remove_new_dirs(new_dirs)
+        remove_empty_dirs(new_dirs)
         raise VideoError(str(e)) from None
     return _Job(info=info, input_path=input_path, output_path=output_path, parts=output_path + _PARTS_SUFFIX,
                 chunk_frames=chunk_frames, n_chunks=max(1, math.ceil(info.n_frames / chunk_frames)),
@@ -217,28 +217,6 @@ def _plan(input_path, output_path, stages, batch_size, chunk_seconds, encoder):
                 writer_kw={**encoder, "color": info.color}, ident=ident,
                 key=hashlib.sha256(json.dumps(ident, sort_keys=True).encode("utf-8")).hexdigest(),
                 new_dirs=new_dirs), chain
-
-
-def _missing_dirs(folder):
-    """The folders from `folder` up to the first existing one that do not exist yet, deepest first."""
-    out = []
-    folder = os.path.abspath(folder)
-    while folder and not os.path.exists(folder):
-        out.append(folder)
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    return out
-
-
-def _remove_new_dirs(new_dirs):
-    """Remove the folders a failed job created for its output, deepest first, as long as they are empty."""
-    for folder in new_dirs:
-        try:
-            os.rmdir(folder)
-        except OSError:
-            return
 
 
 # ---- 2. the parts folder ---------------------------------------------------------------------
@@ -468,14 +446,6 @@ def _remove_parts(parts, lock):
             log.warning("kept %s: it holds files ppgan did not write", parts)
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _chunk_intact(job, entry):
     """True when manifest entry `entry` names a chunk file that is there with the byte count and
     sha256 it was written with."""
@@ -485,7 +455,7 @@ def _chunk_intact(job, entry):
               and isinstance(size, list) and len(size) == 2 and isinstance(entry["frames"], int))
         path = os.path.join(job.parts, name) if ok else None
         return bool(ok and os.path.isfile(path) and os.path.getsize(path) == entry["bytes"]
-                    and _sha256(path) == entry["sha256"])
+                    and sha256sum(path) == entry["sha256"])
     except (KeyError, TypeError):
         return False
 
@@ -629,7 +599,7 @@ class _ChunkWriter:
         """Finish the file; its manifest entry."""
         self.writer.close()
         return {"file": name, "frames": self.frames, "size": list(self.size), "bytes": os.path.getsize(self.path),
-                "sha256": _sha256(self.path)}
+                "sha256": sha256sum(self.path)}
 
     def abort(self):
         if self.writer is not None:

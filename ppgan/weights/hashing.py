@@ -1,21 +1,13 @@
 """sha256 of weight files: `sha256sum` reads the file every time (verification);
 `file_sha256` caches the digest in memory by (realpath, size, mtime_ns) (fingerprints)."""
 
-import hashlib
 import os
 import threading
 
+from ..utils.io import sha256sum  # noqa: F401 (re-exported: ppgan.weights.sha256sum)
+
 _CACHE = {}
 _LOCK = threading.Lock()
-
-
-def sha256sum(path):
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def file_sha256(path):

@@ -2,9 +2,7 @@
 an app: in a folder or glob run each is one failure line and the rest is processed (exit 3); as the
 single input it is one `error:` line (exit 2). None is ever opened: a FIFO named a.png used to
 hang the job forever, so every run here has a timeout."""
-import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import within
 from ppgan.apps.base_predictor import ImagePredictor
 from ppgan.apps.inputs import check_input_exists, collect_inputs, run_inputs
 from ppgan.utils.errors import PPGANError
@@ -30,21 +29,6 @@ class Invert(ImagePredictor):
 
     def predict_rgb(self, rgb):
         return 1.0 - rgb
-
-
-@contextlib.contextmanager
-def within(seconds):
-    """TimeoutError instead of a hang (SIGALRM interrupts a blocking open of a FIFO)."""
-    def fire(signum, frame):
-        raise TimeoutError(f"still blocked after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture

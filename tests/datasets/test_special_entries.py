@@ -1,34 +1,19 @@
 """Dataset folders holding entries that are not regular files (a FIFO or socket named like an
 image, a broken link): listing skips them, so nothing ever opens them (a FIFO would block the
 loader forever); an image path given directly is refused by imread with one line."""
-import contextlib
 import os
-import signal
 import socket
 
 import numpy as np
 import pytest
 
+from conftest import within
 from ppgan.datasets import ImageFolderDataset
 from ppgan.datasets.image_folder import scan_images
 from ppgan.datasets.transforms import SRNoise
 from ppgan.datasets.vsr_dataset import list_frames
 from ppgan.utils.errors import DatasetError
 from ppgan.utils.image import imread, imwrite
-
-
-@contextlib.contextmanager
-def within(seconds):
-    def fire(signum, frame):
-        raise TimeoutError(f"still blocked after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ import os
 import numpy as np
 import pytest
 
+from conftest import within
 from ppgan.utils.errors import DatasetError, PPGANError
 from ppgan.utils.image import IMAGE_EXTENSIONS, imread, imwrite
 
@@ -356,27 +357,6 @@ def test_a_real_single_colour_bomb_is_refused_without_decoding(tmp_path):
 
 
 # ---- what is not an image file ---------------------------------------------------------------------
-def within(seconds):
-    """Fail (TimeoutError) instead of hanging: SIGALRM interrupts a blocking open()."""
-    import contextlib
-    import signal
-
-    @contextlib.contextmanager
-    def guard():
-        def fire(signum, frame):
-            raise TimeoutError(f"still blocked after {seconds} s")
-
-        old = signal.signal(signal.SIGALRM, fire)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-        try:
-            yield
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
-
-    return guard()
-
-
 def test_special_files_are_refused_without_being_opened(tmp_path, monkeypatch):
     import socket
 
