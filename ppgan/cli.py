@@ -128,6 +128,7 @@ def _list_weights():
 
     print(f"cache: {weights_dir()}")
     width = max(len(n) for n in WEIGHTS)
+    print(f"{'NAME':<{width}}  {'WHERE':<8} {'FORMAT':<9} {'CHECKED BY':<9}  {'ARCH':<16} DESCRIPTION")
     for name, spec in WEIGHTS.items():
         where, _ = locate(spec)
         print(f"{name:<{width}}  {where:<8} {spec.fmt:<9} {_integrity(spec):<9}  {spec.arch:<16} {spec.description}")

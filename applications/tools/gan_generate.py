@@ -15,10 +15,10 @@ samples_00001.png, ... (whole rows each; one class per row for conditional model
 before the next is generated. An interpolation strip larger than the limit is refused.
 
 examples:
-  python applications/tools/gan_generate.py --weight_path output_dir/dcgan_digits-.../iter_3000_weight.pth
-  python applications/tools/gan_generate.py --weight_path run/iter_3000_weight.pth --class_id 7 --n 32
+  python applications/tools/gan_generate.py --weight_path output_dir/dcgan_digits-.../iter_2500_weight.pth
+  python applications/tools/gan_generate.py --weight_path output_dir/cond_dcgan_digits-.../iter_3000_weight.pth --class_id 7 --n 32
   python applications/tools/gan_generate.py --config configs/dcgan_mnist.yaml --weight_path dcgan_mnist.pdparams
-  python applications/tools/gan_generate.py --weight_path run/iter_3000_weight.pth --n 100000   # 14 grid files
+  python applications/tools/gan_generate.py --weight_path output_dir/dcgan_digits-.../iter_2500_weight.pth --n 100000   # 14 grid files
 """
 
 

@@ -1,13 +1,27 @@
 """One-shot applications: thin predictors over the library's generators.
 
 Each is importable from here (`from ppgan.apps import RealSRPredictor`) and has a CLI in
-`applications/tools/`."""
-from .base_predictor import BasePredictor, ImagePredictor
-from .deoldify_predictor import DeOldifyPredictor
-from .edvr_predictor import BasicVSRPredictor, EDVRPredictor
-from .enhance_pipeline import EnhancePipeline
-from .gan_predictor import GANPredictor
-from .realsr_predictor import RealSRPredictor
+`applications/tools/`. The predictors are imported on first use (PEP 562), so that
+`from ppgan.apps import cli_args` (every CLI, before parsing its arguments) does not load torch:
+`--help` and argument errors answer at once."""
+import importlib
+
+_WHERE = {"BasePredictor": "base_predictor", "ImagePredictor": "base_predictor",
+          "DeOldifyPredictor": "deoldify_predictor", "EDVRPredictor": "edvr_predictor",
+          "BasicVSRPredictor": "edvr_predictor", "EnhancePipeline": "enhance_pipeline",
+          "GANPredictor": "gan_predictor", "RealSRPredictor": "realsr_predictor"}
 
 __all__ = ["BasePredictor", "ImagePredictor", "GANPredictor", "RealSRPredictor", "EDVRPredictor",
            "BasicVSRPredictor", "DeOldifyPredictor", "EnhancePipeline"]
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

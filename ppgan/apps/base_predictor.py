@@ -402,7 +402,10 @@ class ImagePredictor(BasePredictor):
         img = None
         try:
             img = imread(path, mode="unchanged")
-            imwrite(out_path, self.predict(img))
+            out = self.predict(img)
+            imwrite(out_path, out)
+            if getattr(self, "_want_image", False):  # `run` returns it (PaddleGAN's pred_img)
+                self._last_image = out
         except (MemoryError, RuntimeError, cv2.error) as e:  # numpy / OpenCV ran out of memory
             if not is_out_of_memory(e):
                 raise
@@ -478,10 +481,50 @@ class ImagePredictor(BasePredictor):
         copied.record()
         return x
 
-    def run(self, input, output_path=None, skip_existing=False, video_options=None, progress=True):
-        """Process `input` (image, folder, glob or video). Returns the output path (one input)
-        or a `ppgan.apps.inputs.BatchResult` (folder / glob)."""
+    def run_files(self, input, output_path=None, skip_existing=False, video_options=None, progress=True,
+                  keep_frames=False):
+        """Process `input` (image, folder, glob or video) and write the results. Returns the output
+        path (one input) or a `ppgan.apps.inputs.BatchResult` (folder / glob). See `run`."""
         from .inputs import run_inputs
 
+        video_options = dict(video_options or {})
+        if getattr(self, "batch_size", None):
+            video_options.setdefault("batch_size", self.batch_size)
         return run_inputs(self, input, output_path=output_path, skip_existing=skip_existing,
-                          video_options=video_options or {}, progress=progress)
+                          video_options=video_options, progress=progress, keep_frames=keep_frames)
+
+    def run(self, input, output_path=None, skip_existing=False, video_options=None, progress=True,
+            keep_frames=False):
+        """Process `input` and return what PaddleGAN's predictors return:
+
+        - an image -> `(pred_img, out_path)`: the result as an HxWxC numpy array (uint8 RGB for
+          8-bit input; PaddleGAN returns a PIL image: `PIL.Image.fromarray(pred_img)` gives one)
+          and the file written;
+        - a video -> `(frame_pattern, out_path)`: with `keep_frames=True` the processed frames are
+          also written to `<folder>/<stem>_frames/%08d.png` and `frame_pattern` is that pattern;
+          otherwise it is None (frames are never all held in memory);
+        - a folder or glob -> a `ppgan.apps.inputs.BatchResult` (outputs, skipped, failed).
+
+        `self.last_output` keeps the output path (or BatchResult) of the last call; `run_files`
+        returns only that."""
+        from .inputs import frames_dir_of, is_video_path
+
+        self._want_image = True
+        self._last_image = None
+        try:
+            result = self.run_files(input, output_path=output_path, skip_existing=skip_existing,
+                                    video_options=video_options, progress=progress, keep_frames=keep_frames)
+        finally:
+            self._want_image = False
+        self.last_output = result
+        if not isinstance(result, (str, os.PathLike)):
+            return result
+        if is_video_path(input):
+            pattern = os.path.join(frames_dir_of(result), "%08d.png")
+            return (pattern if keep_frames and os.path.isdir(frames_dir_of(result)) else None), result
+        img, self._last_image = self._last_image, None
+        if img is None:  # skipped: its output existed
+            from ..utils.image import imread
+
+            img = imread(result, mode="unchanged")
+        return img, result

@@ -92,7 +92,7 @@ def run_predictor(pred, args):
         handler.setFormatter(logging.Formatter("[ppgan] %(message)s"))
         lib_log.addHandler(handler)
         lib_log.setLevel(logging.INFO)
-    result = pred.run(args.input, output_path=args.output_path, skip_existing=args.skip_existing,
+    result = pred.run_files(args.input, output_path=args.output_path, skip_existing=args.skip_existing,
                       video_options=video_options(args), progress=not args.quiet)
     return print_result(result)
 

@@ -75,15 +75,20 @@ class EDVRPredictor(_VideoSRPredictor):
         tile (int | None), tile_overlap (int | None): spatial tiles of the frames, as RealSRPredictor
             (None: from memory; the whole frame when it fits); overlap None: 32.
         device, half: as for every predictor.
+        bs (int | None): PaddleGAN's batch size: video frames handed to the model stage at a time
+            (`process_video`'s `batch_size`; default 4). Changes speed and memory, not the output.
     """
 
     name = "EDVR"
     default_model = "edvr-l-w-tsa"  # PaddleGAN's EDVRPredictor: EDVRNet(nf=128, back_RBs=40), TSA
 
     def __init__(self, output="output", weight_path=None, model=None, device="auto", half=None, verbose=True,
-                 tile=None, tile_overlap=None):
+                 tile=None, tile_overlap=None, bs=None):
+        if bs is not None and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
+            raise ConfigError(f"bs must be an integer >= 1, got {bs!r}")
         super().__init__(output, weight_path, model, device, half, verbose, tile, tile_overlap)
         self.nframes = int(getattr(self.net, "nframes", 5))
+        self.batch_size = bs  # None: process_video's default
 
     def predict_rgb(self, rgb):
         """A single image: the window is the image repeated."""

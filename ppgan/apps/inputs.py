@@ -7,6 +7,12 @@
   input tree under `<output>/<app>/`; `skip_existing` skips files whose output exists;
 - a glob (`photos/*.jpg`, `**/*.png`) -> the matching files, outputs flat in `<output>/<app>/`.
 
+`<output>` is `output` by default for every app (`<output>/<App>/`: RealSR, DeOldify, EDVR,
+BasicVSR, VideoEnhance, GANGenerate). An output file that exists is overwritten, and a line says
+so (`skip_existing` keeps it instead). With `keep_frames` a video's processed frames are also
+written as PNG files, `<output folder>/<stem>_frames/%08d.png` (numbered from 1, as ffmpeg's
+image2 pattern).
+
 In folder / glob mode a file that cannot be read is reported and skipped, the rest is
 processed, and the result says how many failed (the CLIs exit with 3 then). An entry that is not
 a regular file (a FIFO, socket or device named like an image, a broken link) is one of those:
@@ -20,7 +26,7 @@ import os
 from ..utils.errors import USER_ERRORS, PPGANError, one_line
 from ..utils.image import IMAGE_EXTENSIONS, is_image_file
 from ..utils.io import check_writable_dir, missing_dirs, not_regular_reason, remove_empty_dirs, same_file
-from ..video import VIDEO_EXTS
+from ..video import VIDEO_EXTS, FrameStage
 
 VIDEO_EXTENSIONS = tuple(sorted(VIDEO_EXTS))
 KEEP_CONTAINERS = (".mp4", ".mkv", ".mov", ".webm", ".m4v")
@@ -97,16 +103,55 @@ def default_output_name(pred, src):
     return stem + pred.suffix + ext
 
 
-def process_one(pred, src, dst, video_options, progress):
+def frames_dir_of(dst):
+    """Where `keep_frames` writes a video output's frames: `<folder>/<stem>_frames/`."""
+    return os.path.join(os.path.dirname(dst), os.path.splitext(os.path.basename(dst))[0] + "_frames")
+
+
+class FrameWriterStage(FrameStage):
+    """Last stage of a video job with `keep_frames`: writes each frame it passes on to
+    `folder/%08d.png` (frame i of the video -> number i + 1), atomically."""
+
+    label = "frames"
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.next = 1
+
+    def reset(self, start_frame):
+        self.next = int(start_frame) + 1
+
+    def push(self, frames):
+        from ..utils.image import imwrite
+
+        frames = list(frames)
+        for f in frames:
+            imwrite(os.path.join(self.folder, f"{self.next:08d}.png"), f)
+            self.next += 1
+        return frames
+
+    def flush(self):
+        return []
+
+    def identity(self):
+        return {"stage": "keep_frames"}  # a run resumed with keep_frames redoes the chunks without frames
+
+
+def process_one(pred, src, dst, video_options, progress, keep_frames=False):
     """One input file -> dst; returns dst. The caller has checked that `dst` is not `src` and
-    that its folder is writable."""
+    that its folder is writable. An existing `dst` is overwritten (logged)."""
     why = not_regular_reason(src)
     if why is not None:  # a FIFO named a.png would block the reader (or ffmpeg) forever
         raise PPGANError(f"{src} {why}; not read")
+    if os.path.exists(dst):
+        pred._log(f"[ppgan] overwriting {dst}")
     if is_video_path(src):
         from ..video import process_video
 
-        process_video(src, dst, pred.video_stages(), progress=progress, **video_options)
+        stages = pred.video_stages()
+        if keep_frames:
+            stages = stages + [FrameWriterStage(frames_dir_of(dst))]
+        process_video(src, dst, stages, progress=progress, **video_options)
         return dst
     if not is_image_file(src):
         raise PPGANError(f"unsupported file type: {src} (images: {' '.join(IMAGE_EXTENSIONS)}; "
@@ -114,7 +159,8 @@ def process_one(pred, src, dst, video_options, progress):
     return pred.run_image(src, dst)
 
 
-def run_inputs(pred, spec, output_path=None, skip_existing=False, video_options=None, progress=True):
+def run_inputs(pred, spec, output_path=None, skip_existing=False, video_options=None, progress=True,
+               keep_frames=False):
     """See the module docstring. One input -> its output path; folder / glob -> BatchResult."""
     video_options = dict(video_options or {})
     mode, root, files = collect_inputs(spec)
@@ -135,7 +181,7 @@ def run_inputs(pred, spec, output_path=None, skip_existing=False, video_options=
         created = missing_dirs(folder)
         check_writable_dir(folder)
         try:
-            return process_one(pred, src, dst, video_options, progress)
+            return process_one(pred, src, dst, video_options, progress, keep_frames)
         finally:  # a failed job leaves no empty folders behind (an output keeps its own)
             remove_empty_dirs(created)
 
@@ -143,12 +189,12 @@ def run_inputs(pred, spec, output_path=None, skip_existing=False, video_options=
     created = missing_dirs(out_root)
     check_writable_dir(out_root)
     try:
-        return _run_plan(pred, files, root, out_root, skip_existing, video_options, progress, created)
+        return _run_plan(pred, files, root, out_root, skip_existing, video_options, progress, created, keep_frames)
     finally:  # folders made for outputs that all failed are removed again
         remove_empty_dirs(created)
 
 
-def _run_plan(pred, files, root, out_root, skip_existing, video_options, progress, created):
+def _run_plan(pred, files, root, out_root, skip_existing, video_options, progress, created, keep_frames=False):
     plan = []
     for src in files:
         rel = os.path.relpath(os.path.dirname(os.path.abspath(src)), os.path.abspath(root)) if root else "."
@@ -175,7 +221,7 @@ def _run_plan(pred, files, root, out_root, skip_existing, video_options, progres
                 created.extend(missing_dirs(folder))
                 check_writable_dir(folder)
                 writable.add(folder)
-            result.outputs.append(process_one(pred, src, dst, video_options, progress=False))
+            result.outputs.append(process_one(pred, src, dst, video_options, False, keep_frames))
         except USER_ERRORS as e:
             result.failed.append((src, one_line(e)))
             pred._log(f"[ppgan] skipped {src}: {one_line(e)}")

@@ -127,6 +127,17 @@ def _config_diff(saved, current, prefix="model", limit=3):
     return out[:limit]
 
 
+def config_differences(a, b, path=""):
+    """[(dotted key, value in `a`, value in `b`)] for every leaf that differs between two configs
+    (a key missing on one side counts as None there), in the order of `a`'s keys then `b`'s."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in list(a) + [k for k in b if k not in a]:
+            out += config_differences(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))
+        return out
+    return [] if a == b else [(path, a, b)]
+
+
 def saved_model_config(obj):
     """The model config a checkpoint (`config.model`) or weight file (`__ppgan__.model`) stores, or None."""
     if not isinstance(obj, dict):

@@ -375,7 +375,11 @@ class Trainer:
             self.logger.open_files(self.run_dir, resume_iter=self.iter if resume else None)
             dump_config(cfg, os.path.join(self.run_dir, "config.yaml"))
             self._tb = self._open_tensorboard() if not evaluate_only else None
-        self._created = []  # set up: from here on the run folder is the run's record
+        # set up: from here on the run folder is the run's record, except that a new run which
+        # fails before its first iteration completes (ngf=0 fails in the first forward) is
+        # still a failed build: `train` removes these again then
+        self._setup_files = [] if resume else self._created
+        self._created = []
 
     def _discard_created(self):
         """Remove what a failed setup made (never anything that was there before): its files in
@@ -696,8 +700,23 @@ class Trainer:
             raise self._memory_error(e, where or f"at iteration {self.iter + 1}") from None
 
     def train(self):
-        with self._out_of_memory_is_an_error():
-            return self._train()
+        start = self.iter
+        try:
+            with self._out_of_memory_is_an_error():
+                return self._train()
+        except BaseException:
+            if self.iter == start and self.last_checkpoint is None and self._setup_files:
+                self._discard_failed_start()
+            raise
+
+    def _discard_failed_start(self):
+        """A new run that failed before its first iteration completed leaves nothing behind
+        (so the same --output-dir can be used again)."""
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+        self._created, self._setup_files = self._setup_files, []
+        self._discard_created()
 
     def _train(self):
         self.model.train()

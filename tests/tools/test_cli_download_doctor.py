@@ -247,3 +247,14 @@ def test_doctor_subprocess_with_home_a_file(tmp_path):
     proc = run_cli(["-m", "ppgan.cli", "doctor"], env={"PPGAN_HOME": str(f)}, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert one_error_line(proc.stderr).endswith(f"{f} (PPGAN_HOME) exists and is not a folder")
+
+
+def test_list_has_column_headers_and_tells_the_two_x4plus_apart(home, capsys):
+    from ppgan import cli
+
+    assert cli.main(["download", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[1].split()
+    assert header[:3] == ["NAME", "WHERE", "FORMAT"] and header[-1] == "DESCRIPTION"
+    rows = {ln.split()[0]: ln for ln in lines[2:] if ln.strip()}
+    assert "realesrgan-x4plus" in rows["RealESRGAN_x4plus"] and "RealESRGAN_x4plus" in rows["realesrgan-x4plus"]

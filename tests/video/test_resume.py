@@ -102,6 +102,16 @@ def _ffmpeg_processes_mentioning(text):
     return found
 
 
+def _recorded_chunks(parts):
+    """The chunks the manifest records as done ({} while there is none, or no manifest yet). The
+    manifest is replaced atomically, so a reader never sees half of it."""
+    try:
+        with open(os.path.join(parts, "manifest.json")) as f:
+            return json.load(f).get("done") or {}
+    except FileNotFoundError:
+        return {}
+
+
 def test_kill_and_resume_gives_identical_output(tmp_path, vids):
     made = vids["mp4"]  # 48 frames at 23.976: chunks of 6 frames
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
@@ -111,7 +121,7 @@ def test_kill_and_resume_gives_identical_output(tmp_path, vids):
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, made["path"], out, "0.03", log1], env=env)
     try:
         deadline = time.time() + 60
-        while not os.path.exists(os.path.join(parts, "chunk_00000.mp4")):
+        while not _recorded_chunks(parts):  # the commit point: the manifest names a finished chunk
             assert proc.poll() is None and time.time() < deadline, "job ended before its first chunk"
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
