@@ -14,6 +14,7 @@ examples:
   python tools/main.py -c configs/dcgan_digits.yaml -o total_iters=200 -o dataset.train.batch_size=32
   python tools/main.py -c configs/dcgan_digits.yaml --resume output_dir/dcgan_digits-.../iter_1000_checkpoint.pth
   python tools/main.py -c configs/dcgan_digits.yaml --load weights.pth --evaluate-only
+  python tools/main.py -c configs/pix2pix_facades.yaml --seed 123 -o log_config.interval=1 epochs=10 --amp
   torchrun --nproc_per_node=2 tools/main.py -c configs/dcgan_digits.yaml
 """
 
@@ -23,9 +24,15 @@ def train_parser(prog="tools/main.py"):
                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config-file", "--config", dest="config_file", metavar="CONFIG", required=True,
                    help="YAML config (PaddleGAN schema)")
-    p.add_argument("-o", "--opt", dest="opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. -o model.generator.ngf=32 (repeatable)")
+    p.add_argument("-o", "--opt", dest="opt", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config values, e.g. -o model.generator.ngf=32; several after one -o "
+                        "(PaddleGAN's form: -o a=1 b=2) or -o repeated")
     p.add_argument("--resume", metavar="CKPT", help="continue training from a *_checkpoint.pth")
+    p.add_argument("--resume-config", "--resume_config", dest="resume_config", choices=["checkpoint", "file"],
+                   default="checkpoint",
+                   help="with --resume: continue with the config stored in the checkpoint (its -o values kept, new "
+                        "-o values on top; where -c differs, the differences are listed; default), or with the -c "
+                        "file")
     p.add_argument("--load", metavar="WEIGHTS", help="start from these weights (.pth or PaddleGAN .pdparams)")
     p.add_argument("--evaluate-only", action="store_true", help="evaluate only (test set, metrics, samples)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: config 'seed' or 0)")
@@ -33,7 +40,60 @@ def train_parser(prog="tools/main.py"):
     p.add_argument("--output-dir", "--output_dir", dest="output_dir", default=None,
                    help="write the run here instead of <output_dir>/<config>-<time>")
     p.add_argument("--quiet", action="store_true", help="no console logging")
+    pg = p.add_argument_group("PaddleGAN's tools/main.py flags", "accepted so its command lines run unchanged")
+    pg.add_argument("--no-cuda", action="store_true", help="train on the CPU (= --device cpu)")
+    pg.add_argument("--val-interval", type=int, default=None, metavar="N",
+                    help="validate every N iterations (= -o validate.interval=N; default: the config's)")
+    pg.add_argument("--amp", action="store_true",
+                    help="mixed precision (= -o amp=fp16 unless the config sets amp: bf16/fp16; CUDA only)")
+    pg.add_argument("--amp_level", "--amp-level", dest="amp_level", choices=["O1", "O2"], default=None,
+                    help="with --amp: O1 = autocast fp16 with loss scaling; O2 (PaddleGAN's pure fp16) "
+                         "runs as O1 here")
+    pg.add_argument("-p", "--profiler_options", default=None, metavar="OPTIONS",
+                    help="PaddleGAN's profiler options: accepted and ignored here")
+    pg.add_argument("--model_path", default=None, help="PaddleGAN's predict-tool input: accepted and ignored here")
+    pg.add_argument("--source_path", default=None, help="PaddleGAN's predict-tool input: accepted and ignored here")
+    pg.add_argument("--reference_dir", default=None,
+                    help="PaddleGAN's predict-tool input: accepted and ignored here")
     return p
+
+
+def _paddle_flags(args, cfg):
+    """Apply PaddleGAN's flags to `args` / `cfg` (in place); return the notes to print once:
+    flags and config keys that mean nothing here."""
+    from .utils.config import ignored_keys
+
+    notes = []
+    if args.no_cuda:
+        if args.device == "cuda":
+            raise PPGANError("--no-cuda and --device cuda contradict each other; give one")
+        args.device = "cpu"
+    if args.val_interval is not None:
+        if args.val_interval < 0:
+            raise PPGANError(f"--val-interval must be >= 0 (0: no validation), got {args.val_interval}")
+        if not isinstance(cfg.get("validate"), dict):
+            cfg["validate"] = {}
+        cfg["validate"]["interval"] = args.val_interval
+        args.opt.append(f"validate.interval={args.val_interval}")  # also on a resume from the checkpoint's config
+    if args.amp:
+        if cfg.get("amp") not in ("bf16", "fp16"):
+            cfg["amp"] = "fp16"
+        if args.resume and args.resume_config == "checkpoint":
+            notes.append("--amp with --resume: the checkpoint's own amp setting is kept (--resume-config file "
+                         "uses the -c file with --amp)")
+        if args.amp_level == "O2":
+            notes.append("--amp_level O2 (pure fp16) runs as O1 here: fp16 autocast with loss scaling")
+    elif args.amp_level:
+        notes.append("--amp_level has no effect without --amp (as in PaddleGAN)")
+    unused = [flag for flag, value in (("--profiler_options", args.profiler_options), ("--model_path", args.model_path),
+                                       ("--source_path", args.source_path), ("--reference_dir", args.reference_dir))
+              if value]
+    if unused:
+        notes.append(f"{', '.join(unused)}: PaddleGAN flag(s) with no meaning in training here; ignored")
+    keys = ignored_keys(cfg)
+    if keys:
+        notes.append(f"config key(s) {', '.join(keys)} (for PaddleGAN's other tools) are not used here; ignored")
+    return notes
 
 
 def _import_trainer():
@@ -64,23 +124,25 @@ def run_train(argv=None, prog="tools/main.py"):
         from .utils.config import load_config
 
         cfg = load_config(args.config_file, args.opt)
+        notes = _paddle_flags(args, cfg)
         if args.resume and args.load:
             raise PPGANError("use either --resume (full training state) or --load (weights only), not both")
         if args.output_dir and os.path.exists(args.output_dir) and os.listdir(args.output_dir) and not args.resume:
             raise PPGANError(f"--output-dir {args.output_dir} exists and is not empty; choose a new folder")
         trainer = Trainer(cfg, device=args.device, seed=args.seed, resume=args.resume, load=args.load,
                           evaluate_only=args.evaluate_only, config_path=args.config_file,
-                          run_dir=args.output_dir, quiet=args.quiet)
+                          run_dir=args.output_dir, quiet=args.quiet, overrides=list(args.opt),
+                          resume_config=args.resume_config)
+        for note in notes:  # once the run is set up (a failed setup prints only its error), into train.log too
+            trainer.logger.info(f"note: {note}")
         ok = False
         try:
             if args.evaluate_only:
-                results, paths = trainer.evaluate()
-                print(f"evaluation results: {results or 'no metrics configured'}")
-                print(f"images written to {os.path.join(trainer.run_dir, 'eval')}")
+                trainer.evaluate()
             else:
-                path = trainer.train()
-                print(f"run folder: {trainer.run_dir}")
-                print(f"last checkpoint: {path}")
+                trainer.train()
+            for line in trainer.summary_lines():  # rank 0 only
+                print(line)
             ok = True
         finally:
             trainer.close(ok)

@@ -47,7 +47,7 @@ def main():
         return 1
     gen_dir = os.path.join(run_dir, "generated")
     cmd = [sys.executable, os.path.join(ROOT, "applications", "tools", "gan_generate.py"),
-           "--weight_path", weights[-1], "--output", gen_dir, "--n", "64"]
+           "--weight_path", weights[-1], "--output_path", gen_dir, "--n", "64"]
     if subprocess.call(cmd) != 0:
         return 1
     sr_out = upscale_photo(run_dir)

@@ -1,5 +1,8 @@
 #!/usr/bin/env python
-"""Train or evaluate any model from a config: python tools/main.py -c configs/<x>.yaml [...]"""
+"""Train or evaluate any model from a config: python tools/main.py -c configs/<x>.yaml [...]
+
+PaddleGAN's tools/main.py command lines run unchanged: several settings after one -o, and its
+flags (--no-cuda, --val-interval, --amp, --amp_level, -p, --model_path, ...); see --help."""
 import os
 import sys
 

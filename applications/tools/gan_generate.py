@@ -27,7 +27,10 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weight_path", required=True, help="*_weight.pth / *_checkpoint.pth, or a PaddleGAN .pdparams")
     p.add_argument("--config", default=None, help="training config (required for .pdparams)")
-    p.add_argument("--output", default="output_dir/gan_generate", help="output folder")
+    p.add_argument("--output", default="output",
+                   help="output folder; files go to <output>/GANGenerate/, as every app's (default: output)")
+    p.add_argument("--output_path", default=None,
+                   help="exact folder for the files, instead of <output>/GANGenerate/")
     p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--class_id", type=int, default=None, help="class to draw (conditional models)")
     p.add_argument("--seed", type=int, default=0)
@@ -45,13 +48,18 @@ def main(argv=None):
     try:
         from ppgan.apps import GANPredictor
 
+        out_dir = args.output_path or os.path.join(args.output, "GANGenerate")
+        existed = set(os.listdir(out_dir)) if os.path.isdir(out_dir) else set()
         pred = GANPredictor(config=args.config, weight_path=args.weight_path, device=args.device)
-        paths = pred.run(n=args.n, class_id=args.class_id, seed=args.seed, output=args.output, steps=args.steps,
+        paths = pred.run(n=args.n, class_id=args.class_id, seed=args.seed, output=out_dir, steps=args.steps,
                          max_grid_pixels=args.max_grid_pixels)
         for name, path in paths.items():
+            files = path if isinstance(path, list) else [path]
+            over = sum(os.path.basename(f) in existed for f in files)
             if isinstance(path, list):
                 path = f"{len(path)} grid files, {path[0]} ... {os.path.basename(path[-1])}"
-            print(f"{name}: {path}")
+            note = "" if not over else " (overwritten)" if len(files) == 1 else f" ({over} overwritten)"
+            print(f"{name}: {path}{note}")
         return 0
     except USER_ERRORS as e:
         return report(e)

@@ -61,18 +61,21 @@ def main(argv=None):
                       verbose=not args.quiet)
         preds = []
         for order in args.process_order:
-            if order == "DeOldify":
-                preds.append(DeOldifyPredictor(weight_path=args.DeOldify_weight, artistic=args.artistic,
-                                               render_factor=args.render_factor,
-                                               temporal_smoothing=args.temporal_smoothing, **common))
-            elif order == "RealSR":
-                preds.append(RealSRPredictor(weight_path=args.RealSR_weight, model=args.RealSR_model, tile=args.tile,
-                                             **common))
-            elif order == "EDVR":
-                preds.append(EDVRPredictor(weight_path=args.EDVR_weight, tile=args.tile, **common))
-            else:
-                preds.append(BasicVSRPredictor(weight_path=args.BasicVSR_weight, num_frames=args.num_frames,
-                                               tile=args.tile, **common))
+            # the library's messages say --weight_path / --model; this tool's flags are per model
+            flags = {"weight_path": f"--{order}_weight", **({"model": "--RealSR_model"} if order == "RealSR" else {})}
+            with cli_args.own_flags(**flags):
+                if order == "DeOldify":
+                    preds.append(DeOldifyPredictor(weight_path=args.DeOldify_weight, artistic=args.artistic,
+                                                   render_factor=args.render_factor,
+                                                   temporal_smoothing=args.temporal_smoothing, **common))
+                elif order == "RealSR":
+                    preds.append(RealSRPredictor(weight_path=args.RealSR_weight, model=args.RealSR_model,
+                                                 tile=args.tile, **common))
+                elif order == "EDVR":
+                    preds.append(EDVRPredictor(weight_path=args.EDVR_weight, tile=args.tile, **common))
+                else:
+                    preds.append(BasicVSRPredictor(weight_path=args.BasicVSR_weight, num_frames=args.num_frames,
+                                                   tile=args.tile, **common))
         pipe = EnhancePipeline(preds, output=args.output, verbose=not args.quiet)
         return cli_args.run_predictor(pipe, args)
 

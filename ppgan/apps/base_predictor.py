@@ -146,6 +146,9 @@ class BasePredictor:
             copy cast to that dtype, channels-last on CUDA; others under autocast. Windows whose
             output is not finite are redone in fp32 either way.
         verbose (bool): print the device and retries on stderr.
+        tile_progress (attribute, bool): show the progress of the tiles of one image (a bar on a
+            terminal, log lines otherwise); `run` sets it for single images (default False: video
+            frames and `predict` calls are silent).
 
     Attributes:
         precision (str): what the nets run in: 'fp32', 'fp16' or 'bf16' (part of a video job's
@@ -159,6 +162,7 @@ class BasePredictor:
         self.half = self.precision != "fp32"
         self.verbose = verbose
         self.stats = {"fp32_retries": 0, "oom_retries": 0}
+        self.tile_progress = False
         self._half_copies = weakref.WeakKeyDictionary()  # net -> its cast copy (direct mode)
         if verbose:
             name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
@@ -233,8 +237,10 @@ class BasePredictor:
             try:
                 with torch.no_grad():
                     before = self.stats["fp32_retries"]
+                    label = f"{type(self).__name__} {w}x{h}" if self.verbose and getattr(self, "tile_progress", False) \
+                        else None
                     out = tiled_forward(run_net, x, scale=scale, tile=min(tile, max(h, w)), overlap=overlap,
-                                        out_device="cpu", device=self.device)
+                                        out_device="cpu", device=self.device, progress=label)
                     if self.stats["fp32_retries"] > before:
                         self._log(f"[ppgan] {self.stats['fp32_retries'] - before} tile(s) overflowed in {self.precision} "
                                   f"and were recomputed in fp32")

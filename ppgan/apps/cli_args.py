@@ -4,7 +4,9 @@
 Exit codes: 0 done; 1 an I/O error; 2 bad input or arguments; 3 a folder / glob run where some
 files failed (the others were written); 130 interrupted.
 """
+import contextlib
 import os
+import re
 import sys
 
 
@@ -73,7 +75,12 @@ def print_result(result):
     if isinstance(result, BatchResult):
         for src, why in result.failed:
             print(f"failed: {src}: {why}", file=sys.stderr)
-        where = f"; outputs under {os.path.commonpath(result.outputs)}" if result.outputs else ""
+        if len(result.outputs) == 1:  # one file: named, not a "folder" that is the file
+            where = f"; output: {result.outputs[0]}"
+        elif result.outputs:
+            where = f"; outputs under {os.path.commonpath(result.outputs)}"
+        else:
+            where = ""
         print(result.summary() + where)
         return 0 if result.ok else 3
     print(f"output: {result}")
@@ -95,6 +102,24 @@ def run_predictor(pred, args):
     result = pred.run_files(args.input, output_path=args.output_path, skip_existing=args.skip_existing,
                       video_options=video_options(args), progress=not args.quiet)
     return print_result(result)
+
+
+@contextlib.contextmanager
+def own_flags(**flags):
+    """User errors raised inside name this tool's flags instead of the library's generic ones:
+    `with own_flags(weight_path="--DeOldify_weight"): DeOldifyPredictor(...)` turns "... or pass
+    --weight_path FILE" into "... or pass --DeOldify_weight FILE"."""
+    from ..utils.errors import USER_ERRORS
+
+    try:
+        yield
+    except USER_ERRORS as e:
+        if len(e.args) == 1 and isinstance(e.args[0], str):  # the message is the whole str(e)
+            msg = e.args[0]
+            for generic, own in flags.items():
+                msg = re.sub(rf"--{re.escape(generic)}\b", own, msg)
+            e.args = (msg,)
+        raise
 
 
 def run_main(fn):

@@ -26,10 +26,15 @@ class EnhancePipeline(ImagePredictor):
         self.stats = first.stats
         self.suffix = "_" + "_".join(type(p).__name__.replace("Predictor", "").lower() for p in predictors)
         self.keep_gray = all(p.keep_gray for p in predictors)
+        self.tile_progress = False
 
     def predict(self, img):
         for p in self.predictors:
-            img = p.predict(img)
+            shown, p.tile_progress = getattr(p, "tile_progress", False), self.tile_progress  # `run` on one image: tiles shown
+            try:
+                img = p.predict(img)
+            finally:
+                p.tile_progress = shown
         return img
 
     def video_stages(self):

@@ -212,7 +212,7 @@ class GANPredictor(BasePredictor):
             side -= 1
         return side * side
 
-    def run(self, n=64, class_id=None, seed=0, output="output_dir/gan_generate", steps=10, plane=16,
+    def run(self, n=64, class_id=None, seed=0, output=os.path.join("output", "GANGenerate"), steps=10, plane=16,
             max_grid_pixels=MAX_GRID_PIXELS):
         """Write samples.png, interpolation.png (and latent_plane.png for 2-D latents) into
         the folder `output`; return {name: path}. More samples than one grid of at most

@@ -156,7 +156,12 @@ def process_one(pred, src, dst, video_options, progress, keep_frames=False):
     if not is_image_file(src):
         raise PPGANError(f"unsupported file type: {src} (images: {' '.join(IMAGE_EXTENSIONS)}; "
                          "videos: .mp4 .mkv .mov .avi .webm ...)")
-    return pred.run_image(src, dst)
+    shown = getattr(pred, "tile_progress", False)
+    pred.tile_progress = progress  # one image: its tiles' progress (a large image takes minutes on a CPU)
+    try:
+        return pred.run_image(src, dst)
+    finally:
+        pred.tile_progress = shown
 
 
 def run_inputs(pred, spec, output_path=None, skip_existing=False, video_options=None, progress=True,

@@ -10,6 +10,7 @@ import torch
 
 from ..utils.digits import digit_sample
 from ..utils.errors import ConfigError
+from ..utils.logger import progress
 from .base_dataset import BaseDataset, to_chw_tensor
 from .builder import DATASETS
 from .transforms import Compose
@@ -34,9 +35,10 @@ class DigitsDataset(BaseDataset):
         return_label (bool): add 'class_id' to each sample. Default: True.
         classes (list[int] | None): only these digits (labels keep the digit value).
             Default: all ten.
-        cache (bool): keep rendered images in memory (1 KB each at 32x32), so epochs after
-            the first skip the drawing. Per process: each loader worker has its own cache.
-            Default: False.
+        cache (bool): render every image once when the dataset is built (with a progress
+            bar on a terminal and 'rendering N digits...' / '...: done in T s' lines in the
+            run's log) and keep them in memory (1 KB each at 32x32), so no epoch draws
+            again; loader workers share the rendered images. Default: False (drawn on demand).
 
     Sample dict:
         img (Tensor): [C, H, W] float32, in [-1, 1] with the default transforms.
@@ -73,7 +75,11 @@ class DigitsDataset(BaseDataset):
         if transforms is None:
             transforms = [{"name": "Normalize", "mean": [127.5], "std": [127.5]}]
         self.transforms = Compose(transforms)
-        self._cache = {} if cache else None
+        self._cache = None
+        if cache:
+            what = f"rendering {self.num_samples} digits ({self.size}x{self.size})"
+            self._cache = {i: self._render(i) for i in progress(range(self.num_samples), self.num_samples,
+                                                                 what, unit="img")}
 
     def __len__(self):
         return self.num_samples

@@ -24,6 +24,7 @@ because a GAN step runs D several times per backward and freezes D during the G 
 DDP's bucketed hooks do not support without `find_unused_parameters` overhead.
 """
 import contextlib
+import copy
 import os
 import shutil
 import random
@@ -40,7 +41,7 @@ from ..datasets import build_dataloader
 from ..metrics import build_metric
 from ..models import build_model
 from ..solver import build_lr_scheduler, build_optimizer
-from ..utils.config import dump_config
+from ..utils.config import apply_overrides, dump_config, validate_config
 from ..utils.device import resolve_device
 from ..utils.errors import CheckpointError, ConfigError, NonFiniteLossError, PPGANError
 from ..utils.inference import (address_space_limit, address_space_room, address_space_used, checked_cpu_kernels,
@@ -242,21 +243,47 @@ class Trainer:
         evaluate_only (bool): skip training; run evaluation (test set and sample grids).
         config_path (str | None): used to name the run folder.
         run_dir (str | None): write here instead of `<output_dir>/<config>-<time>`.
+        overrides (list[str] | None): the `-o key=value` strings already applied to `cfg`; with
+            `resume` and resume_config='checkpoint' they are applied again, to the checkpoint's
+            config.
+        resume_config (str): with `resume`, which config the run continues with:
+            'checkpoint': the one stored in the checkpoint (the run's resolved config, its
+                original `-o` values included), with `overrides` on top; where `cfg` (the
+                `-c` file) differs, the differences are logged key by key. The command line's
+                default (`--resume-config checkpoint`).
+            'file': `cfg` as given (the differences from the checkpoint's are logged too).
+                This API's default, for callers that hand over a complete config.
+        The resolved config is written to `config.yaml` for a new run and beside it as
+        `config_resume_<iter>.yaml` on resume (the run's `config.yaml` is never overwritten).
     """
 
+    RESUME_CONFIGS = ("checkpoint", "file")
+
     def __init__(self, cfg, device="auto", seed=None, resume=None, load=None, evaluate_only=False,
-                 config_path=None, run_dir=None, quiet=False):
+                 config_path=None, run_dir=None, quiet=False, overrides=None, resume_config="file"):
         self.logger = None
         self._created = []  # folders / files this run made; removed again if the setup fails
+        self._setup_files = []
+        self.eval_results = None
+        self.config_file = None  # the resolved config this session wrote (rank 0)
+        if resume_config not in self.RESUME_CONFIGS:
+            raise ConfigError(f"resume_config must be one of {', '.join(self.RESUME_CONFIGS)}, "
+                              f"got {resume_config!r}")
         try:
-            self._setup(cfg, device, seed, resume, load, evaluate_only, config_path, run_dir, quiet)
+            self._setup(cfg, device, seed, resume, load, evaluate_only, config_path, run_dir, quiet,
+                        overrides, resume_config)
         except BaseException as e:
             self._discard_created()
             if isinstance(e, (MemoryError, RuntimeError, cv2.error)) and is_out_of_memory(e):
                 raise self._memory_error(e, "while setting up the run") from None
             raise
 
-    def _setup(self, cfg, device, seed, resume, load, evaluate_only, config_path, run_dir, quiet):
+    def _setup(self, cfg, device, seed, resume, load, evaluate_only, config_path, run_dir, quiet,
+               overrides=None, resume_config="file"):
+        resume_state, config_notes = None, []
+        if resume:
+            resume_state = self._read_checkpoint(resume)
+            cfg, config_notes = self._resume_config(cfg, resume_state, resume, overrides, resume_config)
         self.cfg = cfg
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -304,6 +331,8 @@ class Trainer:
             self._created += missing_dirs(self.run_dir)[::-1]  # outermost first
             check_writable_dir(self.run_dir)
         self.logger = get_logger(None, rank=self.rank, quiet=quiet)  # files opened once the setup succeeded
+        for line in config_notes:
+            self.logger.info(line)
         self._fit_address_space()
 
         # ---- data, model, optimizers -----------------------------------------------------
@@ -362,18 +391,21 @@ class Trainer:
             names = ckpt.load_weights(self.model, load, model_cfg=cfg["model"])
             self.logger.info(f"loaded weights for {', '.join(names)} from {load}")
         if resume:
-            self._resume(resume)
+            self._resume(resume, resume_state)
         # training randomness differs per process (different latents on every shard)
         if self.world_size > 1 and not resume:
             seed_everything(self.seed + 1000003 * self.rank)
 
         self._tb = None
         if self.is_main:  # the run's files, last: a run that fails to start leaves none
+            # on resume the resolved config goes beside the run's own config.yaml, never over it
+            self.config_file = os.path.join(self.run_dir, f"config_resume_{self.iter}.yaml" if resume
+                                            else "config.yaml")
             self._created += [p for p in (os.path.join(self.run_dir, n) for n in
-                                          ("train.log", "log.jsonl", "config.yaml", "tensorboard"))
+                                          ("train.log", "log.jsonl", self.config_file, "tensorboard"))
                               if not os.path.lexists(p)]
             self.logger.open_files(self.run_dir, resume_iter=self.iter if resume else None)
-            dump_config(cfg, os.path.join(self.run_dir, "config.yaml"))
+            dump_config(cfg, self.config_file)
             self._tb = self._open_tensorboard() if not evaluate_only else None
         # set up: from here on the run folder is the run's record, except that a new run which
         # fails before its first iteration completes (ngf=0 fails in the first forward) is
@@ -530,13 +562,49 @@ class Trainer:
             self.last_checkpoint = os.path.join(self.run_dir, f"iter_{self.iter}_checkpoint.pth")
         return path
 
-    def _resume(self, path):
+    @staticmethod
+    def _read_checkpoint(path):
         state = ckpt.load(path)
         if not isinstance(state, dict):
             raise CheckpointError(f"{path} is not a training checkpoint (it holds a {type(state).__name__})")
         for key in ("nets", "optimizers", "iter", "rng"):
             if key not in state:
                 raise CheckpointError(f"{path} is not a training checkpoint (no '{key}'); use --load for weights")
+        return state
+
+    @staticmethod
+    def _resume_config(cfg, state, path, overrides, choice):
+        """(the config to continue with, lines to log): see `resume_config` in the class doc."""
+        saved = state.get("config")
+        if not isinstance(saved, dict):
+            return cfg, [f"resume: {path} stores no config; using the config file"]
+        if choice == "checkpoint":
+            try:
+                resolved = validate_config(apply_overrides(copy.deepcopy(saved), overrides))
+            except ConfigError as e:
+                raise ConfigError(f"the config stored in {path} with the -o values: {e}") from None
+        else:
+            resolved = cfg
+        # -o values went into both, so what differs is what the file and the checkpoint disagree on
+        if choice == "checkpoint":
+            theirs = resolved
+        else:
+            try:
+                theirs = apply_overrides(copy.deepcopy(saved), overrides)
+            except ConfigError:  # an -o key the checkpoint's config lacks: compare without them
+                theirs = saved
+        diffs = ckpt.config_differences(cfg, theirs)
+        if not diffs:
+            return resolved, []
+        other = "file" if choice == "checkpoint" else "checkpoint"
+        lines = [f"resume: the config file differs from the config stored in {path} in {len(diffs)} key(s); "
+                 f"using the {choice}'s (--resume-config {other} for the {other}'s):"]
+        lines += [f"  {key}: {fv!r} in the file, {cv!r} in the checkpoint" for key, fv, cv in diffs]
+        return resolved, lines
+
+    def _resume(self, path, state=None):
+        if state is None:
+            state = self._read_checkpoint(path)
         saved = ckpt.saved_model_config(state)
         ckpt.check_same_model(saved, self.cfg["model"], path)
         ckpt.check_nets_fit(self.model, state["nets"], path, saved, self.cfg["model"])
@@ -684,7 +752,21 @@ class Trainer:
         with self._out_of_memory_is_an_error("while evaluating"):
             results = self.validate(save_images=True)
             paths = self.save_visuals(folder="eval", tag="samples")
+        self.eval_results = results
         return results, paths
+
+    def summary_lines(self):
+        """The lines a command line prints when the run has ended: where its files are. Only
+        rank 0 reports: [] on every other process of a data-parallel run."""
+        if not self.is_main:
+            return []
+        if self.evaluate_only:
+            return [f"evaluation results: {self.eval_results or 'no metrics configured'}",
+                    f"images written to {os.path.join(self.run_dir, 'eval')}"]
+        lines = [f"run folder: {self.run_dir}", f"last checkpoint: {self.last_checkpoint}"]
+        if self.config_file and os.path.basename(self.config_file) != "config.yaml":
+            lines.append(f"config of this session: {self.config_file}")
+        return lines
 
     @contextlib.contextmanager
     def _out_of_memory_is_an_error(self, where=None):

@@ -267,8 +267,9 @@ def _declared_type(param):
 def check_values(obj, kwargs, where, positive_sizes=False):
     """Raise ConfigError if a value in `kwargs` does not fit the type `obj`'s constructor declares
     for it (annotation or default, see `_declared_type`): a bool needs true/false, an int an
-    integer, a float a number, a str a string. With `positive_sizes` (network constructors,
-    whose positive int defaults are sizes: channels, blocks, layers), such an int must be >= 1."""
+    integer (or false/true, read as 0/1), a float a number, a str a string. With `positive_sizes`
+    (network constructors, whose positive int defaults are sizes: channels, blocks, layers), such
+    an int must be an integer >= 1, not a bool."""
     fn = obj.__init__ if inspect.isclass(obj) else obj
     try:
         params = inspect.signature(fn).parameters
@@ -284,14 +285,14 @@ def check_values(obj, kwargs, where, positive_sizes=False):
             ok, allowed = isinstance(value, bool), "true or false"
         elif kind is int:
             size = positive_sizes and isinstance(param.default, int) and param.default > 0
-            ok = is_int and (not size or value >= 1)
-            allowed = "an integer >= 1" if size else "an integer"
+            ok = is_int and value >= 1 if size else isinstance(value, int)  # PaddleGAN writes `tsa_iter: False`
+            allowed = ">= 1 (a whole number)" if size else "an integer"
         elif kind is float:
             ok, allowed = is_int or isinstance(value, float), "a number"
         else:
             ok, allowed = isinstance(value, str), "a string"
         if not ok:
-            raise ConfigError(f"key '{key}' of {where} must be {allowed}, got {value!r}")
+            raise ConfigError(f"{where}: {key} must be {allowed}, got {value!r}")
 
 
 def _required_args(obj):

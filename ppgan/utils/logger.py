@@ -6,12 +6,16 @@ run that fails to start leaves no empty `train.log` behind; what was logged befo
 `train.log` then. On resume, `open_files(run_dir, resume_iter=N)` first drops the `log.jsonl`
 records of iterations after N (written after the checkpoint the run resumes from), so every
 iteration is in the log once, whatever the number of kills and resumes.
+
+`progress` reports a long step of building a run (rendering a dataset) through the run logger
+made last: a bar on a terminal, and a line when it starts and one when it ends in the log.
 """
 import json
 import logging
 import os
 import sys
 import time
+import weakref
 
 from tqdm import tqdm
 
@@ -57,10 +61,40 @@ def drop_jsonl_after(path, last_iter):
     return len(lines) - len(keep)
 
 
+_current = None  # weak reference to the RunLogger made last (the run being set up or running)
+
+
+def current_logger():
+    """The RunLogger made last, while it is alive; None outside a run."""
+    return _current() if _current is not None else None
+
+
+def progress(iterable, total, what, unit="it"):
+    """Iterate `iterable` (`total` items) reporting progress through the current run's logger:
+    '<what>...' first, then '<what>: done in N.N s'; in between a tqdm bar on a terminal (rank 0,
+    not quiet). Outside a run the two lines go to the `ppgan` Python logger (silent unless
+    configured)."""
+    log = current_logger()
+    say = log.info if log is not None else logging.getLogger("ppgan").info
+    show = log is not None and log.console
+    say(f"{what}...")
+    start = time.time()
+    bar = tqdm(iterable, total=total, desc=what, unit=unit, disable=None if show else True, leave=False,
+               dynamic_ncols=True, file=sys.stderr)
+    try:
+        yield from bar
+    finally:
+        bar.close()
+    say(f"{what}: done in {time.time() - start:.1f} s")
+
+
 class RunLogger:
     def __init__(self, run_dir=None, rank=0, quiet=False):
+        global _current
+        _current = weakref.ref(self)
         self.run_dir = None
         self.rank = rank
+        self.console = rank == 0 and not quiet
         self.logger = logging.getLogger(f"ppgan.run.{id(self)}")
         self.logger.setLevel(logging.INFO)
         self.logger.propagate = False

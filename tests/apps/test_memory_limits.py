@@ -392,11 +392,11 @@ def test_gan_generate_bad_sizes_are_one_line(tmp_path, capsys, gan_weights, args
 def test_gan_generate_hundred_million_samples_start_in_bounded_memory(tmp_path, gan_weights):
     """--n 100000000 under `ulimit -v` a little above what the libraries need: the first grid files
     appear (all at once would need 40+ GB); the run is then killed."""
-    limit = _footprint("import ppgan.apps, ppgan.weights") + 300 * 1024
+    limit = _footprint("from ppgan.apps import *  # every predictor (they load on first use)\nimport ppgan.weights") + 300 * 1024
     out = tmp_path / "out"
     cmd = f"ulimit -v {limit}; exec \"$0\" \"$@\""
     proc = subprocess.Popen(["bash", "-c", cmd, sys.executable, "applications/tools/gan_generate.py",
-                             "--weight_path", gan_weights["plain"], "--n", "100000000", "--output", str(out),
+                             "--weight_path", gan_weights["plain"], "--n", "100000000", "--output_path", str(out),
                              "--device", "cpu", "--max_grid_pixels", "50000"], cwd=ROOT,
                             env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)

@@ -99,3 +99,45 @@ def test_fast_enough():
         ds[i]
     per_sample = (time.perf_counter() - start) / 200
     assert per_sample < 0.005  # about 0.3 ms on one core; generous for loaded CI machines
+
+
+# ---- building a cached digits set reports its progress (it can take most of a minute) ----------------
+@pytest.mark.parametrize("n, size", [(30, 16), (7, 8), (120, 32)])
+def test_rendering_a_cached_set_is_logged_with_its_time(tmp_path, n, size):
+    import re
+
+    from ppgan.datasets.digits import DigitsDataset
+    from ppgan.utils.logger import get_logger
+
+    log = get_logger(None, quiet=True)
+    ds = DigitsDataset(num_samples=n, size=size, cache=True)
+    assert len(ds._cache) == n  # rendered while building, not during the first epoch
+    log.open_files(str(tmp_path))
+    text = (tmp_path / "train.log").read_text()
+    assert f"rendering {n} digits ({size}x{size})..." in text, text
+    assert re.search(rf"rendering {n} digits \({size}x{size}\): done in \d+\.\d s", text), text
+    log.close()
+
+
+def test_rendering_outside_a_run_goes_to_the_ppgan_logger(caplog, monkeypatch):
+    import logging
+
+    from ppgan.datasets.digits import DigitsDataset
+    from ppgan.utils import logger
+
+    monkeypatch.setattr(logger, "_current", None)  # no run logger of an earlier test
+    with caplog.at_level(logging.INFO, logger="ppgan"):
+        DigitsDataset(num_samples=10, size=8, cache=True)
+        DigitsDataset(num_samples=10, size=8, cache=False)  # drawn on demand: nothing to report
+    msgs = [r.getMessage() for r in caplog.records if r.name == "ppgan"]
+    assert msgs[0] == "rendering 10 digits (8x8)..." and msgs[1].startswith("rendering 10 digits (8x8): done in")
+    assert len(msgs) == 2
+
+
+def test_trainer_log_shows_the_dataset_being_rendered(tiny_cfg, tmp_path):
+    from ppgan.engine import Trainer
+
+    tiny_cfg["dataset"]["train"]["cache"] = True
+    Trainer(tiny_cfg, device="cpu", run_dir=str(tmp_path), quiet=True)
+    text = (tmp_path / "train.log").read_text()
+    assert "rendering 40 digits (16x16)..." in text and "rendering 40 digits (16x16): done in" in text

@@ -105,7 +105,7 @@ def test_resume_with_another_model_is_one_line_and_touches_nothing(trained, tmp_
     changes, expect = OTHER_MODELS[other]
     config = write_yaml(tmp_path / "other.yaml", _cfg(**changes))
     before = _snapshot(trained["run"])
-    line = _one_line_error(capsys, run_train(["-c", config, "--resume", trained["ckpt"], "--device", "cpu",
+    line = _one_line_error(capsys, run_train(["-c", config, "--resume-config", "file", "--resume", trained["ckpt"], "--device", "cpu",
                                               "--quiet"]))
     assert re.search(expect, line), line
     assert trained["ckpt"] in line
@@ -255,7 +255,7 @@ def test_resume_beside_someone_elses_files_adds_nothing_when_it_fails(trained, t
     data = open(trained["ckpt"], "rb").read()
     (folder / "iter_4_checkpoint.pth").write_bytes(data)
     config = write_yaml(tmp_path / "wide.yaml", _cfg(model__generator__ngf=8))
-    _one_line_error(capsys, run_train(["-c", config, "--resume", str(folder / "iter_4_checkpoint.pth"),
+    _one_line_error(capsys, run_train(["-c", config, "--resume-config", "file", "--resume", str(folder / "iter_4_checkpoint.pth"),
                                        "--device", "cpu", "--quiet"]))
     assert sorted(os.listdir(folder)) == ["iter_4_checkpoint.pth", "notes.txt"]
 

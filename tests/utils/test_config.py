@@ -62,3 +62,59 @@ def test_validation_messages(tmp_path):
     p.write_text("[1, 2]")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(str(p))
+
+
+# --- PaddleGAN's spellings, keys for its other tools, typed constructor arguments (issue 19) ---
+
+def test_paddlegan_alias_and_ignored_keys(tmp_path):
+    from ppgan.utils.config import ignored_keys
+
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"epochs": 2, "model": {"name": "GANModel"}, "validate": {"save_imig": True},
+                                 "export_model": [{"name": "netG", "inputs_num": 1}], "predict": {"a": 1}}))
+    cfg = load_config(str(p))
+    assert cfg["validate"] == {"save_img": True}
+    assert ignored_keys(cfg) == ["export_model", "predict"]
+    assert load_config(str(p), ["validate.save_imig=false"])["validate"] == {"save_img": False}
+
+
+@pytest.mark.parametrize("key, value", [("total_iters", 0), ("epochs", 0), ("total_iters", -1), ("epochs", 1.5),
+                                        ("total_iters", True)])
+def test_lengths_must_be_positive(tmp_path, key, value):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({key: value, "model": {"name": "GANModel"}}))
+    with pytest.raises(ConfigError, match=f"'{key}' must be an integer >= 1, got {value!r}"):
+        load_config(str(p))
+
+
+@pytest.mark.parametrize("kwargs, positive, expect", [
+    ({"a": 2.5}, False, "thing T: a must be an integer, got 2.5"),
+    ({"a": 0}, True, "must be >= 1 \\(a whole number\\), got 0"),
+    ({"b": "x"}, False, "thing T: b must be a number"),
+    ({"c": 1}, False, "thing T: c must be true or false"),
+    ({"d": 1}, False, "thing T: d must be a string"),
+    ({"e": 1.5}, False, "thing T: e must be an integer"),  # the annotation, not the default, decides
+])
+def test_check_values_rejects(kwargs, positive, expect):
+    from ppgan.utils.config import check_values
+
+    class T:
+        def __init__(self, a=4, b=0.5, c=False, d="x", e: int = None, f=None):
+            pass
+
+    with pytest.raises(ConfigError, match=expect):
+        check_values(T, kwargs, "thing T", positive_sizes=positive)
+
+
+@pytest.mark.parametrize("kwargs, positive", [
+    ({"a": 0}, False), ({"a": False}, False), ({"b": 3}, True), ({"f": [1, "x"]}, True), ({"a": None}, True),
+    ({"e": 7}, True), ({"a": 1, "b": 1e-3, "c": True, "d": "y"}, True),
+])
+def test_check_values_accepts(kwargs, positive):
+    from ppgan.utils.config import check_values
+
+    class T:
+        def __init__(self, a=4, b=0.5, c=False, d="x", e: int = None, f=None):
+            pass
+
+    check_values(T, kwargs, "thing T", positive_sizes=positive)
