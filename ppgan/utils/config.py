@@ -255,13 +255,14 @@ _TYPES = (bool, int, float, str)
 
 def _declared_type(param):
     """The type a parameter declares: its annotation when that is bool/int/float/str, else the
-    type of its default when that is one of them, else None (anything goes)."""
+    type of its default when that is bool/int/float, else None (anything goes)."""
     if param.annotation in _TYPES:
         return param.annotation
     default = param.default
     if default is param.empty or default is None:
         return None
-    return next((t for t in _TYPES if type(default) is t), None)
+    # a str default says less: many take a name or a list of names (VSR `val_partition`)
+    return next((t for t in _TYPES if type(default) is t and t is not str), None)
 
 
 def check_values(obj, kwargs, where, positive_sizes=False):

