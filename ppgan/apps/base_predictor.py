@@ -13,7 +13,8 @@ out of CPU memory (torch's allocator, numpy's MemoryError, an address-space limi
 `ImagePredictor` adds the image conventions: `predict(img)` takes an HxWxC uint8 RGB array
 (also HxW gray, HxWx4 RGBA and uint16 images) and returns an array in the same layout and
 depth; `run(input)` takes an image file, a folder (recursively, output tree mirrored), a glob
-or a video, and writes under `output`.
+or a video, writes under `output` and returns what PaddleGAN's predictors return
+(`(pred_img, out_path)`, `(frame_pattern, video_path)`; `run_files` returns the path only).
 """
 import copy
 import functools

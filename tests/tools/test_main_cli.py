@@ -117,7 +117,7 @@ def test_train_resume_and_generate_end_to_end(tiny_cfg, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (out / "iter_6_weight.pth").is_file()
     proc = run_cli(["applications/tools/gan_generate.py", "--weight_path", str(out / "iter_6_weight.pth"),
-                    "--output", str(tmp_path / "gen"), "--n", "16"])
+                    "--output_path", str(tmp_path / "gen"), "--n", "16"])
     assert proc.returncode == 0, proc.stderr
     assert sorted(os.listdir(tmp_path / "gen")) == ["interpolation.png", "samples.png"]
     proc = run_cli(["tools/main.py", "-c", cfg, "--load", str(out / "iter_6_weight.pth"), "--evaluate-only",
