@@ -40,6 +40,7 @@ from tqdm import tqdm
 from ..datasets import build_dataloader
 from ..metrics import build_metric
 from ..models import build_model
+from ..models.builder import check_model_config
 from ..solver import build_lr_scheduler, build_optimizer
 from ..utils.config import apply_overrides, dump_config, validate_config
 from ..utils.device import resolve_device
@@ -336,6 +337,8 @@ class Trainer:
         self._fit_address_space()
 
         # ---- data, model, optimizers -----------------------------------------------------
+        if isinstance(cfg.get("model"), dict):
+            check_model_config(cfg["model"])  # a bad net setting fails before the data is built
         seed_everything(self.seed)
         dcfg = cfg.get("dataset") or {}
         self.train_loader = None

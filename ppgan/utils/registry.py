@@ -56,6 +56,11 @@ class Registry:
         `cfg` is not modified. Unknown keyword arguments fail naming the closest accepted ones;
         values of the wrong type (or a network size < 1) fail naming the key, value and what fits.
         """
+        obj, kwargs = self.check(cfg, **extra)
+        return obj(**kwargs)
+
+    def check(self, cfg, **extra):
+        """What `build` checks, without building: (the class, its keyword arguments)."""
         if not isinstance(cfg, dict) or "name" not in cfg:
             raise ConfigError(f"{self.kind} config needs a 'name' key, got {cfg!r}")
         kwargs = dict(cfg)
@@ -64,4 +69,4 @@ class Registry:
         kwargs.update(extra)
         check_kwargs(obj, kwargs, where=f"{self.kind} {name}")
         check_values(obj, kwargs, where=f"{self.kind} {name}", positive_sizes=self.kind in NETS)
-        return obj(**kwargs)
+        return obj, kwargs

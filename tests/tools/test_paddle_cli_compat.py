@@ -166,7 +166,7 @@ def test_keys_for_other_tools_load(tmp_path, key):
     ("generator", "ngf", -3, "must be >= 1 (a whole number), got -3"),
     ("generator", "ngf", True, "must be >= 1 (a whole number), got True"),
     ("generator", "use_dropout", "yes", "generator UnetGenerator: use_dropout must be true or false"),
-    ("generator", "norm_type", 3, "must be a string, got 3"),
+    ("generator", "norm_type", 3, "norm_type must be one of batch, instance, none; got 3"),
     ("discriminator", "n_layers", 0, "discriminator NLayerDiscriminator: n_layers must be >= 1 (a whole number)"),
     ("discriminator", "ndf", 2.0, "must be >= 1 (a whole number), got 2.0"),
 ])
@@ -217,3 +217,18 @@ def test_zero_lengths_and_intervals(tiny_cfg, tmp_path, override, expect):
                                     "-o", override, "--output-dir", str(tmp_path / "out")], timeout=120))
     assert expect in line
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_bad_net_setting_fails_before_the_dataset_is_built(tmp_path, monkeypatch, capsys):
+    """The typed check of `-o model.generator.ngf=16.5` runs before any data is loaded or drawn."""
+    from ppgan import cli
+    from ppgan.engine import trainer as trainer_mod
+
+    built = []
+    monkeypatch.setattr(trainer_mod, "build_dataloader", lambda *a, **k: built.append(1) or (None, None, None))
+    rc = cli.run_train(["-c", "configs/dcgan_digits.yaml", "-o", "model.generator.ngf=16.5",
+                        "--output-dir", str(tmp_path / "run"), "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and built == []
+    assert len(err) == 1 and "ngf" in err[0] and "16.5" in err[0]
+    assert not (tmp_path / "run").exists()
