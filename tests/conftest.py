@@ -87,3 +87,25 @@ def within(seconds):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def tiny_gan_cfg(**changes):
+    """TINY_GAN for 4 iterations with `changes` ('model__generator__ngf'=8: nested keys by '__')."""
+    cfg = copy.deepcopy(TINY_GAN)
+    cfg["total_iters"] = 4
+    for path, value in changes.items():
+        node = cfg
+        keys = path.split("__")
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = value
+    return cfg
+
+
+# A tiny CycleGAN model config (1 channel, 4 filters): "a model of another kind" in tests.
+TINY_CYCLEGAN = {"name": "CycleGANModel",
+                 "generator": {"name": "ResnetGenerator", "input_nc": 1, "output_nc": 1, "ngf": 4, "n_blocks": 1,
+                               "norm_type": "instance"},
+                 "discriminator": {"name": "NLayerDiscriminator", "ndf": 4, "n_layers": 2, "norm_type": "instance",
+                                   "input_nc": 1},
+                 "cycle_criterion": {"name": "L1Loss"}, "gan_criterion": {"name": "GANLoss", "gan_mode": "lsgan"}}

@@ -3,6 +3,7 @@ import cv2
 import pytest
 import torch
 
+from conftest import TINY_CYCLEGAN
 from ppgan.apps import GANPredictor
 from ppgan.engine import Trainer
 from ppgan.utils.errors import PPGANError
@@ -68,12 +69,7 @@ def test_bad_weight_file(tmp_path):
         GANPredictor(weight_path=str(tmp_path / "missing.pth"), device="cpu")
 
 
-CYCLEGAN = {"name": "CycleGANModel",
-            "generator": {"name": "ResnetGenerator", "input_nc": 1, "output_nc": 1, "ngf": 4, "n_blocks": 1,
-                          "norm_type": "instance"},
-            "discriminator": {"name": "NLayerDiscriminator", "ndf": 4, "n_layers": 2, "norm_type": "instance",
-                              "input_nc": 1},
-            "cycle_criterion": {"name": "L1Loss"}, "gan_criterion": {"name": "GANLoss", "gan_mode": "lsgan"}}
+CYCLEGAN = TINY_CYCLEGAN
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 behind: `--resume` / `--load` of another model or size, damaged checkpoints, setup failures (no
 empty run folder or train.log), running out of memory (allocator errors, `ulimit -v`), and
 kill + resume cycles that must leave every iteration in log.jsonl exactly once."""
-import copy
 import json
 import os
 import re
@@ -14,7 +13,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, TINY_GAN, write_yaml
+from conftest import ROOT, TINY_CYCLEGAN, tiny_gan_cfg, write_yaml
 
 from ppgan.cli import run_train
 from ppgan.engine import Trainer
@@ -22,16 +21,7 @@ from ppgan.engine import checkpoint as ckpt
 from ppgan.utils.errors import PPGANError
 
 
-def _cfg(**changes):
-    cfg = copy.deepcopy(TINY_GAN)
-    cfg["total_iters"] = 4
-    for path, value in changes.items():
-        node = cfg
-        keys = path.split("__")
-        for k in keys[:-1]:
-            node = node[k]
-        node[keys[-1]] = value
-    return cfg
+_cfg = tiny_gan_cfg
 
 
 def _one_line_error(capsys, code):
@@ -68,12 +58,7 @@ def trained(tmp_path_factory):
             "ckpt": str(run / "iter_4_checkpoint.pth"), "weights": str(run / "iter_4_weight.pth")}
 
 
-CYCLEGAN = {"name": "CycleGANModel",
-            "generator": {"name": "ResnetGenerator", "input_nc": 1, "output_nc": 1, "ngf": 4, "n_blocks": 1,
-                          "norm_type": "instance"},
-            "discriminator": {"name": "NLayerDiscriminator", "ndf": 4, "n_layers": 2, "norm_type": "instance",
-                              "input_nc": 1},
-            "cycle_criterion": {"name": "L1Loss"}, "gan_criterion": {"name": "GANLoss", "gan_mode": "lsgan"}}
+CYCLEGAN = TINY_CYCLEGAN
 CYCLE_OPT = {"optimizer_G": {"name": "Adam", "net_names": ["netG_A", "netG_B"]},
              "optimizer_D": {"name": "Adam", "net_names": ["netD_A", "netD_B"]}}
 CONDITIONAL_G = {"name": "ConditionalDeepConvGenerator", "latent_dim": 8, "output_nc": 1, "size": 16, "ngf": 4,

@@ -1,26 +1,16 @@
 """The user surface of the engine: `--resume` continues the checkpoint's own config (new `-o` values
 on top, differences from the `-c` file listed key by key, the run's config.yaml never overwritten), a
 run that fails while being built leaves its --output-dir reusable, and only rank 0 reports."""
-import copy
 import os
 
 import pytest
 import yaml
-from conftest import TINY_GAN, write_yaml
+from conftest import tiny_gan_cfg, write_yaml
 
 from ppgan.cli import run_train
 
 
-def _cfg(**changes):
-    cfg = copy.deepcopy(TINY_GAN)
-    cfg["total_iters"] = 4
-    for path, value in changes.items():
-        node = cfg
-        keys = path.split("__")
-        for k in keys[:-1]:
-            node = node[k]
-        node[keys[-1]] = value
-    return cfg
+_cfg = tiny_gan_cfg
 
 
 # ---- rough edge 2: a failed build leaves the --output-dir reusable ------------------------------------
