@@ -9,10 +9,11 @@ import importlib
 _WHERE = {"BasePredictor": "base_predictor", "ImagePredictor": "base_predictor",
           "DeOldifyPredictor": "deoldify_predictor", "EDVRPredictor": "edvr_predictor",
           "BasicVSRPredictor": "edvr_predictor", "EnhancePipeline": "enhance_pipeline",
-          "GANPredictor": "gan_predictor", "RealSRPredictor": "realsr_predictor"}
+          "GANPredictor": "gan_predictor", "RealSRPredictor": "realsr_predictor",
+          "Photo2CartoonPredictor": "photo2cartoon_predictor"}
 
 __all__ = ["BasePredictor", "ImagePredictor", "GANPredictor", "RealSRPredictor", "EDVRPredictor",
-           "BasicVSRPredictor", "DeOldifyPredictor", "EnhancePipeline"]
+           "BasicVSRPredictor", "DeOldifyPredictor", "EnhancePipeline", "Photo2CartoonPredictor"]
 
 
 def __getattr__(name):
