@@ -154,6 +154,9 @@ def as_image_list(images, where="detect"):
             images = [images]
         elif images.ndim == 4:
             images = list(images)
+        else:
+            raise PPGANError(f"{where}: got an array of shape {tuple(images.shape)}; expected HxWx3 uint8 RGB "
+                             "(or a list of them)")
     if not isinstance(images, (list, tuple)):
         raise PPGANError(f"{where}: expected a list of HxWx3 uint8 RGB arrays, got {type(images).__name__}")
     out = []

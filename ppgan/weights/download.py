@@ -66,7 +66,8 @@ def sniff_weight_format(path):
     number), 'pdparams' (another pickle: first byte 0x80), 'safetensors' (8-byte little-endian
     header length, then `{`), 'ncnn-param' (text starting with the magic 7767517), 'ncnn-bin'
     (a `.bin` whose first 4 bytes are an ncnn storage tag), 'html' (`<!DOCTYPE` / `<html`, what
-    a web server returns instead of a file) or 'unknown'.
+    a web server returns instead of a file), 'tflite' (a TFLite flatbuffer: identifier `TFL3` at
+    bytes 4..8) or 'unknown'.
     """
     with open(path, "rb") as f:
         head = f.read(64)
@@ -75,6 +76,8 @@ def sniff_weight_format(path):
         return "pth"
     if head.startswith(_TORCH_LEGACY_MAGIC):
         return "pth"
+    if head[4:8] == b"TFL3":
+        return "tflite"
     if head[:1] == b"\x80":
         return "pdparams"
     if len(head) >= 9 and head[8:9] == b"{":
