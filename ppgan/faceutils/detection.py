@@ -13,6 +13,7 @@ a cache key) and `has_landmarks`. Backends are imported only when asked for:
 """
 import hashlib
 import importlib
+import inspect
 import math
 import os
 
@@ -70,7 +71,16 @@ class FaceDetector:
 
     def __init__(self, name="mtcnn", device="cpu", weight_path=None, download=True, **options):
         self.name = str(name).strip().lower()
-        self.backend = detector_class(name)(device=device, weight_path=weight_path, download=download, **options)
+        cls = detector_class(name)
+        try:
+            inspect.signature(cls).bind(device=device, weight_path=weight_path, download=download, **options)
+        except TypeError:
+            known = [p for p in inspect.signature(cls).parameters if p not in ("self", "device", "weight_path",
+                                                                              "download")]
+            unknown = sorted(set(options) - set(known)) or sorted(options)
+            raise ConfigError(f"face detector {self.name!r} has no option {', '.join(unknown)}; "
+                              f"its options: {', '.join(known) or 'none'}") from None
+        self.backend = cls(device=device, weight_path=weight_path, download=download, **options)
 
     @property
     def identity(self):

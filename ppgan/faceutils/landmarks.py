@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .boxes import Face
-from .mediapipe_nets import FaceMesh as FaceMeshNet
+from .mediapipe_nets import FaceMeshNet
 from .mediapipe_nets import images_to_tensor, rect_crop
 
 ROI_SCALE = 1.5

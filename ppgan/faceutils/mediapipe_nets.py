@@ -322,7 +322,7 @@ class MediaPipeBlazeFace(_MediaPipeNet):
     OUTPUT_SIZES = (896 * 16, 896)
 
 
-class FaceMesh(_MediaPipeNet):
+class FaceMeshNet(_MediaPipeNet):
     """468-point face mesh: [N, 3, 192, 192] in [0, 1] -> landmarks [N, 468, 3] (x, y, z in crop
     pixels; z relative, same scale as x), face-presence logit [N]."""
 

@@ -217,6 +217,13 @@ def crop_resize(image, boxes, size, max_supersample=4):
     return out
 
 
+def _floats(name, values, scalar=False):
+    try:
+        return float(values) if scalar else tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ConfigError(f"MTCNN {name} must be {'a number' if scalar else 'numbers'}, got {values!r}") from None
+
+
 def _normalise(x):
     return (x - 127.5) * 0.0078125
 
@@ -245,8 +252,9 @@ class MTCNNDetector:
         from ..utils.device import resolve_device
         from ..weights import file_sha256
 
-        thresholds = tuple(float(t) for t in thresholds)
-        nms_thresholds = tuple(float(t) for t in nms_thresholds)
+        thresholds = _floats("thresholds", thresholds)
+        nms_thresholds = _floats("nms_thresholds", nms_thresholds)
+        factor, min_face_size = _floats("factor", factor, True), _floats("min_face_size", min_face_size, True)
         if len(thresholds) != 3 or not all(0 <= t <= 1 for t in thresholds):
             raise ConfigError(f"MTCNN thresholds must be 3 probabilities in [0, 1], got {thresholds}")
         if len(nms_thresholds) != 4 or not all(0 < t <= 1 for t in nms_thresholds):

@@ -193,7 +193,7 @@ _SPECS = [
     _packaged_face("mediapipe-face-detection", "MediaPipeBlazeFace", {}, MEDIAPIPE_PACKAGE,
                    "mediapipe/modules/face_detection/face_detection_short_range.tflite", "tflite",
                    "BlazeFace short-range face detector (mediapipe TFLite, packaged)"),
-    _packaged_face("mediapipe-face-mesh", "FaceMesh", {}, MEDIAPIPE_PACKAGE,
+    _packaged_face("mediapipe-face-mesh", "FaceMeshNet", {}, MEDIAPIPE_PACKAGE,
                    "mediapipe/modules/face_landmark/face_landmark.tflite", "tflite",
                    "468-point face mesh (mediapipe TFLite, packaged)"),
     _packaged_face("mediapipe-selfie-segmentation", "SelfieSegmentation", {}, MEDIAPIPE_PACKAGE,

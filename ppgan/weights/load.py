@@ -243,6 +243,9 @@ def load(source, spec=None, key=None, weight_path=None, download=True, progress=
         binf = ncnn_pair(param)[1]
         state, arch, kwargs, rescale = read_ncnn_state(param, binf, meta["arch"], meta["kwargs"], meta["rescale"])
         return Weights({SINGLE: state}, "ncnn", param, (param, binf), arch, kwargs, rescale, spec=spec)
+    if fmt == "tflite":  # a graph, not a state dict: the face toolkit builds its nets from it
+        raise CheckpointError(f"{path} is a TFLite model: it is read by ppgan.faceutils (mediapipe face "
+                              "detection, face mesh, selfie segmentation), not loaded into a generator")
     if fmt == "html":
         raise CheckpointError(f"{path} is an HTML page, not a checkpoint (a failed download?); delete it")
     raise CheckpointError(f"{path} is not a checkpoint this tool can read (.pdparams, .pth, .safetensors, "

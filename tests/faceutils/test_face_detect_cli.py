@@ -49,21 +49,27 @@ def test_help_is_fast_and_imports_no_torch():
     assert r.stdout.strip().endswith("torch loaded: False")
 
 
-def test_image_json_and_drawing(tmp_path):
+@pytest.mark.parametrize("detector", ["mtcnn", "haar"])
+def test_image_json_and_drawing(tmp_path, detector):
     src = save(tmp_path / "in" / "astronaut.png", photo("astronaut"))
     out = tmp_path / "out"
-    r = run(["--input", src, "--output", out, "--draw", "--quiet"], tmp_path / "home")
+    r = run(["--input", src, "--output", out, "--draw", "--quiet", "--detector", detector], tmp_path / "home")
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
+    assert r.stdout.split() == ["output:", str(out / "astronaut.json"), "output:", str(out / "astronaut_faces.png")]
     data = json.loads((out / "astronaut.json").read_text())
     assert data["type"] == "image" and (data["width"], data["height"]) == (512, 512)
-    assert data["detector"].startswith("mtcnn:")
+    assert data["detector"].startswith(detector + ":")
     (rec,) = data["records"]
     assert rec["file"] == src and rec["time"] is None and rec["score"] > 0.9
     box = np.array(rec["box"])
     assert iou(box, ASTRO_FACE) >= 0.7
-    lm = np.array(rec["landmarks"])
-    assert lm.shape == (5, 2) and lm[0, 0] < lm[1, 0]  # left eye left of right eye
+    if detector == "haar":
+        assert rec["landmarks"] is None
+        lm = np.zeros((0, 2))
+    else:
+        lm = np.array(rec["landmarks"])
+        assert lm.shape == (5, 2) and lm[0, 0] < lm[1, 0]  # left eye left of right eye
 
     drawn = cv2.cvtColor(cv2.imread(str(out / "astronaut_faces.png")), cv2.COLOR_BGR2RGB)
     orig = photo("astronaut")
@@ -157,6 +163,9 @@ BAD = {
     "unsupported type": (["--input", "{tmp}/notes.txt"], "unsupported file type"),
     "unknown detector": (["--input", "{tmp}/fake.png", "--detector", "mtcnnn"], "unknown face detector"),
     "batch size": (["--input", "{tmp}/fake.png", "--batch_size", "0"], "--batch_size"),
+    "bad weights": (["--input", "{tmp}/real.png", "--weight_path", "{tmp}/notes.txt"], "notes.txt"),
+    "bad haar file": (["--input", "{tmp}/real.png", "--detector", "haar", "--weight_path", "{tmp}/fake.png"],
+                      "fake.png"),
     "empty folder": (["--input", "{tmp}/empty"], "no image or video files"),
 }
 
@@ -167,6 +176,7 @@ def test_bad_input_is_one_error_line(tmp_path, case):
     (tmp_path / "fake.mp4").write_bytes(b"plain text, not a video\n" * 5)
     (tmp_path / "notes.txt").write_text("hello\n")
     (tmp_path / "empty").mkdir()
+    save(tmp_path / "real.png", photo("astronaut")[::4, ::4])
     args, expect = BAD[case]
     args = [a.format(tmp=tmp_path) for a in args]
     r = run([*args, "--output", tmp_path / "out"], tmp_path / "home", timeout=120)

@@ -146,3 +146,15 @@ def test_benchmark_tool_bad_arguments_one_line(capsys, argv, match):
     assert _benchmark_main().main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and match in err[0]
+
+
+@pytest.mark.parametrize("name, options, match", [
+    ("mtcnn", {"foo": 1}, "face detector 'mtcnn' has no option foo; its options: min_face_size"),
+    ("haar", {"min_face_size": 20, "bar": 2}, "face detector 'haar' has no option bar; its options: scale_factor"),
+    ("mtcnn", {"min_face_size": "big"}, "min_face_size must be a number"),
+    ("mtcnn", {"thresholds": 0.5}, "thresholds must be numbers"),
+])
+def test_bad_options_are_one_line_config_errors(name, options, match):
+    with pytest.raises(ConfigError, match=match) as e:
+        FaceDetector(name, **options)
+    assert "\n" not in str(e.value)

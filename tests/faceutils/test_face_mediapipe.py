@@ -18,7 +18,7 @@ import torch
 
 from ppgan.faceutils.boxes import Face
 from ppgan.faceutils.landmarks import FaceMesh, face_roi, mesh_to_five
-from ppgan.faceutils.mediapipe_nets import FaceMesh as FaceMeshNet
+from ppgan.faceutils.mediapipe_nets import FaceMeshNet
 from ppgan.faceutils.mediapipe_nets import (MediaPipeBlazeFace, MediaPipeDetector, SelfieSegmentation,
                                             five_landmarks, ssd_anchors)
 from ppgan.faceutils.segmentation import SelfieSegmenter

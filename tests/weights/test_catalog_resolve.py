@@ -438,3 +438,17 @@ def test_vgg_files_are_catalogue_entries_under_ppgan_home(tmp_path, home, monkey
     with pytest.raises(CheckpointError, match="does not match the digest recorded"):
         PerceptualLoss({"2": 1.0}, pretrained="vgg19-torchvision")
     assert W.resolve_vgg("vgg19", False) is None and W.resolve_vgg("vgg19", True, "deterministic") is None
+
+
+@pytest.mark.parametrize("name", W.names(role="face"))
+def test_every_face_entry_names_a_face_net(name):
+    """Each face weight names a net of ppgan.faceutils; the packaged ones are installed by `make`."""
+    from ppgan.faceutils import face_net_class
+
+    spec = WEIGHTS[name]
+    cls = face_net_class(spec.arch)
+    assert issubclass(cls, nn.Module)
+    if spec.package:
+        assert W.locate(name)[0] == "package", f"{spec.package[0]} is installed by `make install`"
+    else:
+        assert spec.url.startswith("https://paddlegan.bj.bcebos.com/models/") and spec.fmt == "pdparams"

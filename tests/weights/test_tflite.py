@@ -200,3 +200,12 @@ def test_missing_file_is_oserror(tmp_path):
     with pytest.raises(OSError):
         read_tflite(tmp_path / "nope.tflite")
     assert not os.path.exists(tmp_path / "nope.tflite")
+
+
+def test_load_names_the_face_toolkit_for_a_tflite_file():
+    """`ppgan.weights.load` (a generator's weights) refuses a .tflite graph with a pointer to faceutils."""
+    from ppgan.weights import load, resolve_weight
+
+    path = resolve_weight("mediapipe-face-detection")
+    with pytest.raises(CheckpointError, match="is a TFLite model: it is read by ppgan.faceutils"):
+        load(path)
