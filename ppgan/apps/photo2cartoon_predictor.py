@@ -16,8 +16,9 @@ and the HRNet face parser):
 4. the U-GAT-IT photo2cartoon generator turns the crop into a cartoon in [-1, 1], whose
    background is whitened with the same mask (PaddleGAN's `p2c_cartoon.png`, kept in
    `last_crops`);
-5. new here: the cartoon is warped back into the photo and blended through the feathered mask,
-   so every pixel outside the mask keeps its original value exactly.
+5. new here: the cartoon is warped back into the photo and blended through the mask, faded out
+   over the crop's last 16 pixels (no seam where the mask meets the crop's edge), so every
+   pixel outside the mask keeps its original value exactly.
 A photo without a face is an error naming the file; video frames without a face are passed
 through unchanged.
 """
@@ -99,7 +100,7 @@ class Photo2CartoonPredictor(ImagePredictor):
 
     def _crop_and_mask(self, img, face):
         """(256x256 uint8 crop, 2x3 image->crop matrix, float32 mask of the crop in [0, 1])."""
-        from ..faceutils.alignment import align_face
+        from ..faceutils.alignment import align_face, feathered_rect
         from ..faceutils.masks import ellipse_mask
 
         crop, matrix = align_face(img, face.landmarks, size=CROP_SIZE, template="p2c", box=face.box)
@@ -108,7 +109,10 @@ class Photo2CartoonPredictor(ImagePredictor):
         else:
             pts = None if face.landmarks is None else _affine(face.landmarks, matrix)
             mask = ellipse_mask(pts, crop.shape[:2], box=_affine_box(face.box, matrix))
-        return crop, matrix, np.clip(mask.astype(np.float32), 0.0, 1.0)
+        # fade out towards the crop's border: the head mask reaches the square's edge at the
+        # shoulders, which would otherwise leave a straight seam in the photo
+        mask = np.clip(mask.astype(np.float32), 0.0, 1.0) * feathered_rect(mask.shape, CROP_SIZE / 16)
+        return crop, matrix, mask
 
     @torch.no_grad()
     def cartoonize(self, crop, mask):

@@ -317,9 +317,9 @@ class MTCNNDetector:
         level = batch
         for scale in pyramid_scales(h, w, self.min_face_size, self.factor):
             hs, ws = int(h * scale + 1), int(w * scale + 1)
-            # each level is an area resize of the previous one: the cost is that of the pyramid,
-            # not of (number of levels) full images
-            level = F.interpolate(level, size=(hs, ws), mode="area")
+            # each level is an antialiased resize of the previous one: the cost is that of the
+            # pyramid, not of (number of levels) full images
+            level = F.interpolate(level, size=(hs, ws), mode="bilinear", antialias=True, align_corners=False)
             reg, prob = self.pnet(level.contiguous(memory_format=torch.channels_last))
             mask = prob[:, 1] >= t0  # [n, h', w']
             hit = mask.nonzero()

@@ -503,7 +503,9 @@ def track_faces(source, detector, *, batch_size=8, smooth=None, iou_threshold=0.
         info = probe_video(path)
         fps = info.fps
     rate = float(fps) if fps else None
-    max_gap = int(round(3 * rate)) if max_gap is None and rate else 75 if max_gap is None else int(max_gap)
+    if max_gap is None:
+        max_gap = int(round(3 * rate)) if rate else 75
+    max_gap = int(max_gap)
     if smooth is None:
         smooth = max(5, int(round(0.6 * rate)) // 2 * 2 + 1) if rate else 15
     if interp_gap is None:

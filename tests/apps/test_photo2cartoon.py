@@ -117,7 +117,7 @@ def test_no_face_is_one_error_line_and_no_output(p2c_weights, tmp_path, photo):
 
 
 def test_missing_weights_offline_is_one_line(tmp_path, astronaut_png):
-    proc = run_cli([TOOL, "--input", astronaut_png, "--output", str(tmp_path / "o"), "--device", "cpu"],
+    proc = run_cli([TOOL, "--input", astronaut_png, "--output", str(tmp_path / "o"), "--device", "cpu", "--quiet"],
                    env={"PPGAN_HOME": str(tmp_path / "home"),  # never a real download:
                         "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
                         "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",

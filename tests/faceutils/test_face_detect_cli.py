@@ -109,8 +109,9 @@ def test_folder_mirrors_tree_and_reports_failures(tmp_path, with_broken):
     assert not (out / "broken.json").exists()
 
 
-def _face_video(path, tmp_path, n=20):
-    """The astronaut, 320x180, panning slowly with the face in view; audio from a synthetic clip."""
+def _face_video(path, tmp_path, n=20, cut=14):
+    """The astronaut, 320x180, panning slowly with the face in view, then from frame `cut` on the
+    coffee photo (no face); audio from a synthetic clip."""
     from ppgan.video import VideoWriter
     from ppgan.video.synthetic import make_test_video
 
@@ -121,7 +122,7 @@ def _face_video(path, tmp_path, n=20):
         for i in range(n):
             s = 320 / 420
             m = np.array([[s, 0, -s * (46 + i)], [0, s, -s * 10]])
-            w.write(cv2.warpAffine(img, m, (320, 180), flags=cv2.INTER_AREA))
+            w.write(cv2.warpAffine(img if i < cut else photo("coffee"), m, (320, 180), flags=cv2.INTER_AREA))
     return path
 
 
@@ -136,15 +137,15 @@ def test_video_records_tracks_drawing_and_cache(tmp_path):
     assert "Traceback" not in r.stderr and "from the cache" not in r.stderr
     data = json.loads((out / "talk.json").read_text())
     assert data["type"] == "video" and data["n_frames"] == 20 and data["fps"] == 25.0
-    assert data["missing_frames"] == []
+    assert data["missing_frames"] == list(range(14, 20))  # no face: flagged, not an error
     recs = data["records"]
-    assert [rec["frame"] for rec in recs] == list(range(20))  # one face per frame
+    assert [rec["frame"] for rec in recs] == list(range(14))  # one face per frame with the face
     assert {rec["track_id"] for rec in recs} == {0}
     assert recs[5]["time"] == pytest.approx(0.2)
     assert all(len(rec["landmarks"]) == 5 for rec in recs)
     drawn = str(out / "talk_faces.mp4")
     info = probe_video(drawn)
-    assert info.n_frames == 20 and info.has_audio and (info.width, info.height) == (320, 180)
+    assert info.n_frames == 20 and info.has_audio and (info.width, info.height) == (320, 180)  # all passed through
     first_in, first_out = next(iter_frames(src)), next(iter_frames(drawn))
     x1, y1, x2, y2 = np.array(recs[0]["box"]).round().astype(int)
     diff = np.abs(first_in.astype(int) - first_out.astype(int)).sum(axis=2)
