@@ -23,6 +23,8 @@ _LAZY = {
     "FaceMesh": ".landmarks",
     "SelfieSegmenter": ".segmentation",
     "track_faces": ".tracking",
+    "FaceTrack": ".tracking",
+    "FaceDetectionStage": ".tracking",
     "align_face": ".alignment",
     "paste_back": ".alignment",
 }
