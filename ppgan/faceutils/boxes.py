@@ -1,4 +1,5 @@
-"""Face records and box maths shared by every detector: `Face`, IoU and non-maximum suppression.
+"""Face records and box maths shared by every detector: `Face`, IoU, non-maximum suppression, and
+`as_image_list` (the input check every backend's `detect` runs).
 
 Plain PyTorch / numpy (torchvision's `nms` is not importable with the CPU build of torch here).
 Boxes are (x1, y1, x2, y2) in pixels of the image they were found in.

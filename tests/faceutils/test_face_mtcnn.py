@@ -69,25 +69,26 @@ def test_no_face_on_photos_without_people(detector, name):
     assert detector.detect([getattr(skimage_data, name)()]) == [[]]
 
 
-def _lfw_image(crop):
+def _lfw_image(crop, pad):
     """A 25x25 lfw_subset crop (float gray 0..1) as the detector sees a photo: upscaled x4
-    (bicubic, 100x100), placed in the middle of a 160x160 mid-grey canvas (the crops are cut
-    at the face's edge; a face with no surround at all is not what a detector is trained on;
-    faces and non-faces get the same treatment), grey -> RGB uint8."""
+    (bicubic, 100x100) and, with `pad`, placed in the middle of a mid-grey canvas with `pad` px
+    on each side (the crops are cut at the face's edge, and a face with no surround at all is not
+    what a detector is trained on; faces and non-faces get the same treatment), grey -> RGB uint8."""
     up = cv2.resize(np.round(crop * 255).astype(np.uint8), (100, 100), interpolation=cv2.INTER_CUBIC)
-    canvas = np.full((160, 160), 127, np.uint8)
-    canvas[30:130, 30:130] = up
+    canvas = np.full((100 + 2 * pad, 100 + 2 * pad), 127, np.uint8)
+    canvas[pad:pad + 100, pad:pad + 100] = up
     return np.repeat(canvas[:, :, None], 3, axis=2)
 
 
-def test_lfw_subset_faces_found_and_non_faces_rejected(detector):
+@pytest.mark.parametrize("pad", [30, 0])  # 30: the fair protocol; 0: the bare upscaled crop still passes
+def test_lfw_subset_faces_found_and_non_faces_rejected(detector, pad):
     crops = skimage_data.lfw_subset()  # first 100 faces, last 100 non-faces
     assert crops.shape == (200, 25, 25)
-    results = detector.detect([_lfw_image(c) for c in crops])
+    results = detector.detect([_lfw_image(c, pad) for c in crops])
 
     def on_the_crop(face):  # a detection counts only where the crop is
         cx, cy = face.center
-        return 30 <= cx <= 130 and 30 <= cy <= 130
+        return pad <= cx <= pad + 100 and pad <= cy <= pad + 100
 
     found = sum(any(on_the_crop(f) for f in faces) for faces in results[:100])
     false = sum(len(faces) > 0 for faces in results[100:])
@@ -119,8 +120,9 @@ def test_long_batches_are_split_without_changing_results(detector, astronaut, mo
     import ppgan.faceutils.mtcnn as mtcnn
 
     images = [astronaut, np.ascontiguousarray(astronaut[::-1, ::-1]), astronaut]
+    monkeypatch.setitem(mtcnn.MAX_BATCH_PIXELS, "cpu", 3 * 512 * 512)
     whole = detector.detect(images)
-    monkeypatch.setattr(mtcnn, "MAX_BATCH_PIXELS", 2 * 512 * 512)  # passes of 2, then 1
+    monkeypatch.setitem(mtcnn.MAX_BATCH_PIXELS, "cpu", 2 * 512 * 512)  # passes of 2, then 1
     split = detector.detect(images)
     assert [len(f) for f in whole] == [len(f) for f in split]
     for got, want in zip(split, whole):
