@@ -106,12 +106,13 @@ def main(argv=None):
                    help="KEY=VALUE passed to every detector (e.g. min_face_size=40); repeatable")
     args = p.parse_args(argv)
 
-    from ppgan.utils.errors import USER_ERRORS, ConfigError, report
+    from ppgan.utils.errors import USER_ERRORS, CheckpointError, ConfigError, report
 
     try:
         import torch
 
         from ppgan.faceutils.detection import DETECTORS, FaceDetector
+        from ppgan.weights.download import DownloadError
         from ppgan.utils.device import resolve_device
 
         if args.seconds <= 0:
@@ -148,7 +149,11 @@ def main(argv=None):
             for device in devices:
                 if name == "haar" and device != "cpu":
                     continue  # OpenCV's cascade runs on the CPU whatever the device
-                det = FaceDetector(name, device=device, **options)
+                try:
+                    det = FaceDetector(name, device=device, **options)
+                except (CheckpointError, DownloadError) as e:  # e.g. sfd / blazeface offline: the other rows still run
+                    print(f"{name:<10} {device:<7} skipped: {e}", flush=True)
+                    continue
                 for size in sizes:
                     for batch in args.batch_sizes:
                         fps, cpu_ms, faces, _ = time_detector(det, frames[size], batch, args.seconds, device)

@@ -157,14 +157,17 @@ def decode(raw_boxes, raw_scores, anchors, score_clip=100.0):
     return boxes, kp, scores
 
 
-def weighted_nms(boxes, keypoints, scores, iou_threshold=0.3):
-    """BlazeFace's weighted NMS (the paper's "blending"), as PaddleGAN / hollance do it.
+def weighted_nms(boxes, keypoints, scores, iou_threshold=0.3, score="mean"):
+    """BlazeFace's weighted NMS (the paper's "blending").
 
     Take the best remaining detection, gather every remaining one overlapping it by more than
     `iou_threshold` (itself included), and output their score-weighted mean box and keypoints with
-    their mean score; repeat on the rest. Arrays: boxes [N, 4], keypoints [N, K, 2], scores [N].
-    Returns the merged (boxes, keypoints, scores), highest merged score first.
+    their mean score (`score='mean'`, PaddleGAN / hollance) or the best one's (`score='best'`,
+    mediapipe's WEIGHTED suppression); repeat on the rest. Arrays: boxes [N, 4], keypoints
+    [N, K, 2], scores [N]. Returns the merged (boxes, keypoints, scores), highest merged score first.
     """
+    if score not in ("mean", "best"):
+        raise ValueError(f"score must be 'mean' or 'best', got {score!r}")
     order = np.argsort(-scores, kind="stable")
     out_b, out_k, out_s = [], [], []
     while order.size:
@@ -178,7 +181,7 @@ def weighted_nms(boxes, keypoints, scores, iou_threshold=0.3):
         if group.size > 1:
             out_b.append((boxes[group] * w[:, None]).sum(0) / w.sum())
             out_k.append((keypoints[group] * w[:, None, None]).sum(0) / w.sum())
-            out_s.append(w.mean())
+            out_s.append(w.mean() if score == "mean" else scores[first])
         else:
             out_b.append(boxes[first])
             out_k.append(keypoints[first])

@@ -11,10 +11,10 @@ named classes fix the input size and value range each model expects.
 `MediaPipeDetector` reproduces mediapipe's face detection graph (face_detection_short_range):
 the whole image letterboxed to 128x128 (zero border, values in [-1, 1]), 896 SSD anchors, box and
 keypoint decoding with scale 128, sigmoid scores >= 0.5, weighted non-maximum suppression (IoU
-0.3), letterbox removal. Its five landmarks come from BlazeFace's six keypoints: the two eyes
-(left = smaller x), the nose tip, and mouth corners estimated from the mouth centre (BlazeFace has
-no corners): centre -/+ 0.414 x the eye-to-eye vector, the mouth width / eye distance ratio of
-the standard 5-point (ArcFace) face template. Use `landmarks.FaceMesh` for measured corners.
+0.3, the merged detection keeps its best member's score), letterbox removal. The anchors, the
+weighted NMS and the five landmarks (`five_points`: mouth corners estimated from the mouth centre)
+are those of PaddleGAN's BlazeFace in `blazeface.py`: the same SSD layout. Use
+`landmarks.FaceMesh` for measured mouth corners.
 """
 import math
 
@@ -26,7 +26,8 @@ from torch import nn
 from ..utils.errors import CheckpointError, ConfigError
 from ..weights import file_sha256, resolve_weight
 from ..weights.tflite import read_tflite
-from .boxes import Face, box_iou
+from .blazeface import FRONT_ANCHOR_OPTIONS, five_points, ssd_anchors, weighted_nms
+from .boxes import Face
 
 # TFLite ops that only reorder or pass their input through
 _UNARY = {
@@ -396,24 +397,6 @@ def images_to_tensor(images, device):
 # Detection post-processing (mediapipe's face_detection_short_range options)
 
 
-def ssd_anchors(input_size=128, strides=(8, 16, 16, 16), anchors_per_layer=2):
-    """Anchor centres [A, 2] (x, y, normalised) of mediapipe's SsdAnchorsCalculator with fixed
-    anchor size: layers with the same stride share a feature map, 2 anchors per layer per cell."""
-    out = []
-    i = 0
-    while i < len(strides):
-        j = i
-        while j < len(strides) and strides[j] == strides[i]:
-            j += 1
-        fm = int(math.ceil(input_size / strides[i]))
-        per_cell = anchors_per_layer * (j - i)
-        ys, xs = np.meshgrid((np.arange(fm) + 0.5) / fm, (np.arange(fm) + 0.5) / fm, indexing="ij")
-        cells = np.stack([xs.ravel(), ys.ravel()], axis=1)
-        out.append(np.repeat(cells, per_cell, axis=0))
-        i = j
-    return np.concatenate(out).astype(np.float32)
-
-
 def decode_detections(regressors, logits, anchors, scale=128.0, threshold=0.5):
     """Per image: (boxes [K, 4] x1 y1 x2 y2, keypoints [K, 6, 2], scores [K]) in normalised
     tensor coordinates, scores = sigmoid(clip(logit, -100, 100)) >= threshold."""
@@ -429,27 +412,6 @@ def decode_detections(regressors, logits, anchors, scale=128.0, threshold=0.5):
     return out
 
 
-def weighted_nms(boxes, kps, scores, iou_threshold=0.3):
-    """mediapipe's WEIGHTED non-maximum suppression: repeatedly take the best remaining box; all
-    remaining boxes overlapping it by IoU > threshold (itself included) are averaged, weighted
-    by score, into one detection carrying the best box's score. Returns numpy arrays."""
-    boxes, kps, scores = (t.detach().double().cpu().numpy() for t in (boxes, kps, scores))
-    order = np.argsort(-scores, kind="stable")
-    out_boxes, out_kps, out_scores = [], [], []
-    while order.size:
-        top = order[0]
-        iou = box_iou(boxes[top][None], boxes[order])[0]
-        members = order[iou > iou_threshold]
-        if members.size == 0:
-            members = order[:1]
-        wts = scores[members]
-        out_boxes.append((boxes[members] * wts[:, None]).sum(0) / wts.sum())
-        out_kps.append((kps[members] * wts[:, None, None]).sum(0) / wts.sum())
-        out_scores.append(scores[top])
-        order = order[~np.isin(order, members)]
-    return (np.array(out_boxes).reshape(-1, 4), np.array(out_kps).reshape(-1, 6, 2), np.array(out_scores))
-
-
 def letterbox(height, width, size=128):
     """(roi_center xy, roi_size wh, pads left, top) mediapipe uses to fit a whole HxW image,
     aspect kept, into a square tensor: the ROI grows to a square around the image's centre."""
@@ -457,19 +419,6 @@ def letterbox(height, width, size=128):
     pad_x = (side - width) / side / 2
     pad_y = (side - height) / side / 2
     return (width / 2.0, height / 2.0), (side, side), pad_x, pad_y
-
-
-# mouth corners from the mouth centre: +- this x the eye-to-eye vector (ArcFace 5-point template)
-MOUTH_HALF_WIDTH = 0.414
-
-
-def five_landmarks(kps):
-    """BlazeFace keypoints [6, 2] (pixels) -> [5, 2] in LANDMARK_NAMES order."""
-    eyes = kps[:2][np.argsort(kps[:2, 0], kind="stable")]
-    eye_vec = eyes[1] - eyes[0]
-    mouth = kps[3]
-    return np.stack([eyes[0], eyes[1], kps[2], mouth - MOUTH_HALF_WIDTH * eye_vec,
-                     mouth + MOUTH_HALF_WIDTH * eye_vec]).astype(np.float32)
 
 
 class MediaPipeDetector:
@@ -488,7 +437,7 @@ class MediaPipeDetector:
     def __init__(self, device="cpu", weight_path=None, download=True, min_score=0.5, iou_threshold=0.3):
         self.device = torch.device(device)
         self.net = MediaPipeBlazeFace(weight_path=weight_path, download=download).to(self.device).eval()
-        self.anchors = torch.from_numpy(ssd_anchors()).to(self.device)
+        self.anchors = torch.from_numpy(ssd_anchors(**FRONT_ANCHOR_OPTIONS)[:, :2]).to(self.device)  # centres
         self.min_score = float(min_score)
         self.iou_threshold = float(iou_threshold)
         self.identity = f"mediapipe:{file_sha256(self.net.weight_path)}"
@@ -513,7 +462,8 @@ class MediaPipeDetector:
         out = []
         for (boxes, kps, scores), (px, py) in zip(decode_detections(regressors, logits, self.anchors,
                                                                     threshold=self.min_score), pads):
-            boxes, kps, scores = weighted_nms(boxes, kps, scores, self.iou_threshold)
+            boxes, kps, scores = (t.detach().double().cpu().numpy() for t in (boxes, kps, scores))
+            boxes, kps, scores = weighted_nms(boxes, kps, scores, self.iou_threshold, score="best")
             sx, sy = 1.0 - 2 * px, 1.0 - 2 * py
             boxes = (boxes - [px, py, px, py]) / [sx, sy, sx, sy]
             kps = (kps - [px, py]) / [sx, sy]
@@ -529,6 +479,6 @@ class MediaPipeDetector:
             faces = []
             for box, kp, score in zip(boxes, kps, scores):
                 kp_px = kp * scale
-                faces.append(Face(box * np.tile(scale, 2), float(score), five_landmarks(kp_px)))
+                faces.append(Face(box * np.tile(scale, 2), float(score), five_points(kp_px)))
             results.append(faces)
         return results
