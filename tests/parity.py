@@ -84,3 +84,22 @@ class Fixture:
             err = np.abs(got - want)
             bound = atol + rtol * np.abs(want)
             assert (err <= bound).all(), f"{name}: max abs err {err.max():.3g} (tol {atol:.3g})"
+
+
+def paddle_state_of(net_class, seed=0):
+    """The weights of `net_class()` built under `seed`, as a PaddleGAN .pdparams file holds them:
+    {name: ndarray} plus Paddle's name table (nets whose names are PaddleGAN's: S3FD, BlazeFace)."""
+    torch.manual_seed(seed)
+    net = net_class()
+    state = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+    state["StructuredToParameterName@@"] = {k: f"p_{i}" for i, k in enumerate(state)}
+    return state
+
+
+def write_pdparams(path, state):
+    """Pickle `state` (protocol 2, as paddle.save) to `path`; returns the path as str."""
+    import pickle
+
+    with open(path, "wb") as f:
+        pickle.dump(state, f, protocol=2)
+    return str(path)

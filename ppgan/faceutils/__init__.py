@@ -15,6 +15,7 @@ is cheap.
 import importlib
 
 from .boxes import LANDMARK_NAMES, Face
+from .nets import FACE_NETS, face_net_class, load_face_net
 
 _LAZY = {
     "FaceDetector": ".detection",
@@ -29,26 +30,7 @@ _LAZY = {
     "paste_back": ".alignment",
 }
 
-# The nets behind the catalogue's role='face' entries (`ppgan.weights.catalog`): arch name ->
-# (module, class). MTCNN / S3FD / BlazeFace are built empty and filled from a state dict; the
-# mediapipe nets are built from their .tflite file.
-FACE_NETS = {
-    "PNet": (".mtcnn", "PNet"), "RNet": (".mtcnn", "RNet"), "ONet": (".mtcnn", "ONet"),
-    "S3FD": (".s3fd", "S3FD"), "BlazeFace": (".blazeface", "BlazeFace"),
-    "MediaPipeBlazeFace": (".mediapipe_nets", "MediaPipeBlazeFace"),
-    "FaceMeshNet": (".mediapipe_nets", "FaceMeshNet"),
-    "SelfieSegmentation": (".mediapipe_nets", "SelfieSegmentation"),
-}
-
-__all__ = ["Face", "LANDMARK_NAMES", "FACE_NETS", "face_net_class", *_LAZY]
-
-
-def face_net_class(arch):
-    """The nn.Module class of a face arch name (`FACE_NETS`); KeyError listing the known ones."""
-    if arch not in FACE_NETS:
-        raise KeyError(f"unknown face net {arch!r}; known: {', '.join(FACE_NETS)}")
-    module, cls = FACE_NETS[arch]
-    return getattr(importlib.import_module(module, __name__), cls)
+__all__ = ["Face", "LANDMARK_NAMES", "FACE_NETS", "face_net_class", "load_face_net", *_LAZY]
 
 
 def __getattr__(name):

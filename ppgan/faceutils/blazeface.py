@@ -230,12 +230,9 @@ def to_square(img, fit="pad"):
 
 def build_blazeface(weight_path=None, download=True, device="cpu"):
     """An eval-mode `BlazeFace` with PaddleGAN's weights (catalogue entry 'blazeface'), and the file."""
-    from ..weights import load, load_into, resolve_weight
+    from .nets import load_face_net
 
-    path = resolve_weight("blazeface", weight_path=weight_path, download=download)
-    net = BlazeFace()
-    load_into(net, load(path, spec="blazeface"))
-    return net.eval().to(device), path
+    return load_face_net("blazeface", weight_path=weight_path, download=download, device=device)
 
 
 class BlazeFaceDetector:

@@ -168,12 +168,9 @@ def build_s3fd(weight_path=None, download=True, device="cpu"):
 
     Raises CheckpointError / DownloadError (one line naming the URL, the cache path and
     --weight_path) when the file is missing and cannot be downloaded, or does not fit."""
-    from ..weights import load, load_into, resolve_weight
+    from .nets import load_face_net
 
-    path = resolve_weight("s3fd", weight_path=weight_path, download=download)
-    net = S3FD()
-    load_into(net, load(path, spec="s3fd"))
-    return net.eval().to(device), path
+    return load_face_net("s3fd", weight_path=weight_path, download=download, device=device)
 
 
 class S3FDDetector:

@@ -3,7 +3,6 @@
 weight download / offline paths. Deterministic weights in PaddleGAN's names stand in for the
 published ones (no network here)."""
 import dataclasses
-import pickle
 
 import numpy as np
 import pytest
@@ -16,19 +15,11 @@ from ppgan.faceutils.blazeface import (FRONT_ANCHOR_OPTIONS, MOUTH_CORNER_RAISE,
 from ppgan.faceutils.boxes import Face
 from ppgan.utils.errors import CheckpointError, ConfigError, PPGANError
 from ppgan.weights import WEIGHTS, file_sha256
+from parity import paddle_state_of, write_pdparams
 
 
 def paddle_state(seed=0):
-    torch.manual_seed(seed)
-    state = {k: v.numpy().copy() for k, v in BlazeFace().state_dict().items()}
-    state["StructuredToParameterName@@"] = {k: f"p_{i}" for i, k in enumerate(state)}
-    return state
-
-
-def write_pdparams(path, state):
-    with open(path, "wb") as f:
-        pickle.dump(state, f, protocol=2)
-    return str(path)
+    return paddle_state_of(BlazeFace, seed)
 
 
 @pytest.fixture(scope="module")

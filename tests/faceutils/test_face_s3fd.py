@@ -3,7 +3,6 @@ NMS + threshold, batching, and the weight download / offline paths. The publishe
 be downloaded here: deterministic weights in PaddleGAN's key names stand in for them."""
 import dataclasses
 import math
-import pickle
 import socket
 
 import numpy as np
@@ -14,20 +13,11 @@ from ppgan.faceutils.boxes import Face
 from ppgan.faceutils.s3fd import STRIDES, S3FD, S3FDDetector, decode, preprocess, select
 from ppgan.utils.errors import CheckpointError, PPGANError
 from ppgan.weights import WEIGHTS, file_sha256
+from parity import paddle_state_of, write_pdparams
 
 
 def paddle_state(seed=0):
-    """S3FD weights as PaddleGAN's file holds them: {paddle name: ndarray} (+ Paddle's name table)."""
-    torch.manual_seed(seed)
-    state = {k: v.numpy().copy() for k, v in S3FD().state_dict().items()}
-    state["StructuredToParameterName@@"] = {k: f"p_{i}" for i, k in enumerate(state)}
-    return state
-
-
-def write_pdparams(path, state):
-    with open(path, "wb") as f:
-        pickle.dump(state, f, protocol=2)
-    return str(path)
+    return paddle_state_of(S3FD, seed)
 
 
 @pytest.fixture(scope="module")
