@@ -25,3 +25,5 @@ __all__ = [
     "RepeatDataset", "SRDataset", "SRGTOnlyDataset", "SRPhotoDataset",
     "VSRREDSDataset", "VSRREDSMultipleGTDataset", "VSRVimeo90KDataset", "VSRFolderDataset", "SRREDSMultipleGTDataset",
 ]
+from .wav2lip_dataset import SyncNetDataset, Wav2LipDataset  # noqa: F401,E402
+from .firstorder_dataset import FirstOrderDataset, PairedColorJitter  # noqa: F401,E402

@@ -15,3 +15,5 @@ from .edvr_model import EDVRModel
 from .basicvsr_model import BasicVSRModel
 
 __all__ += ["BaseSRModel", "RCANModel", "ESRGAN", "EDVRModel", "BasicVSRModel"]
+from .wav2lip_model import SyncNetModel, Wav2LipModel, Wav2LipModelHq  # noqa: F401,E402
+from .firstorder_model import FirstOrderModel, FirstOrderModelMobile  # noqa: F401,E402

@@ -12,3 +12,7 @@ __all__ += ["UGATITDiscriminator"]
 from .vgg_discriminator import VGGDiscriminator128
 
 __all__ += ["VGGDiscriminator128"]
+from .syncnet import SyncNetColor
+from .wav2lip_disc_qual import Wav2LipDiscQual
+
+__all__ += ["SyncNetColor", "Wav2LipDiscQual"]

@@ -25,7 +25,13 @@ from .rcan import RCAN
 from .msrresnet import MSRResNet
 
 __all__ += ["RCAN", "MSRResNet"]
+from .occlusion_aware import OcclusionAwareGenerator
+
+__all__ += ["OcclusionAwareGenerator"]
 from .deoldify import Deoldify  # noqa: F401 (registered; deoldify.build_model builds PaddleGAN's two nets)
 from .srvgg import RescaledSR, SRVGGNetCompact
 
 __all__ += ["SRVGGNetCompact", "RescaledSR"]
+from .wav2lip import Wav2Lip
+
+__all__ += ["Wav2Lip"]
