@@ -12,6 +12,7 @@
 The weights are random (the speed does not depend on them); nothing is downloaded.
 
     python tools/benchmark_wav2lip.py                                  # CPU: model + 10 s 640x360 app
+    python tools/benchmark_wav2lip.py --amp --precision bf16       # + bf16 (AMX CPUs: several times faster)
     python tools/benchmark_wav2lip.py --device cuda --batch_size 128 256 --amp
     python tools/benchmark_wav2lip.py --skip_model --seconds 60 300 --size 320x180   # memory vs length
 """
@@ -79,28 +80,33 @@ def bench_model(device, batch_sizes, amp, seconds):
 
     torch.manual_seed(0)
     net = Wav2Lip().to(device).eval()
-    modes = ["fp32"] + (["fp16", "bf16"] if amp and device.startswith("cuda") else [])
+    cuda = device.startswith("cuda")
+    modes = ["fp32"] + ((["fp16", "bf16"] if cuda else ["bf16"]) if amp else [])
     for bs in batch_sizes:
         audio = torch.randn(bs, 1, 80, 16, device=device)
         faces = torch.rand(bs, 6, 96, 96, device=device)
         for mode in modes:
             dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mode)
+            # as the app runs them: fp32 as is, half precision under autocast in channels-last
+            fmt = torch.contiguous_format if dtype is None else torch.channels_last
+            net = net.to(memory_format=fmt)
+            x = faces.contiguous(memory_format=fmt)
 
             def step():
                 with torch.no_grad():
                     if dtype is None:
-                        return net(audio, faces)
-                    with torch.autocast("cuda", dtype=dtype):
-                        return net(audio, faces)
+                        return net(audio, x)
+                    with torch.autocast("cuda" if cuda else "cpu", dtype=dtype):
+                        return net(audio, x)
 
             step()  # warm-up (cuDNN algorithm choice)
-            if device.startswith("cuda"):
+            if cuda:
                 torch.cuda.synchronize()
             n, t0 = 0, time.perf_counter()
             while True:
                 step()
                 n += 1
-                if device.startswith("cuda"):
+                if cuda:
                     torch.cuda.synchronize()
                 if time.perf_counter() - t0 >= seconds and n >= 2:
                     break
@@ -127,7 +133,7 @@ def bench_app_child(args):
         torch.manual_seed(0)
         pred = Wav2LipPredictor(net=Wav2Lip(), device=args.device, face_detector=args.face_detector,
                                 mask=args.mask, wav2lip_batch_size=args.app_batch, verbose=False,
-                                half=None if args.device.startswith("cuda") else False)
+                                half=args.precision)
         import ppgan.faceutils.tracking as tracking
 
         timing = {"detect": 0.0}
@@ -171,6 +177,8 @@ def main(argv=None):
     p.add_argument("--face_detector", default="mtcnn", help="app face detector (default mtcnn)")
     p.add_argument("--mask", default="auto", help="app blend mask: auto, mesh, box")
     p.add_argument("--app_batch", type=int, default=128, help="app wav2lip_batch_size")
+    p.add_argument("--precision", default=None, help="app precision: fp32, fp16, bf16 (default: the app's: "
+                                                     "fp16 on CUDA, fp32 on CPU)")
     p.add_argument("--app_seconds", type=float, default=None, help=argparse.SUPPRESS)  # the child's length
     args = p.parse_args(argv)
 
@@ -183,7 +191,7 @@ def main(argv=None):
         for s in args.seconds:
             cmd = [sys.executable, os.path.abspath(__file__), "--app_seconds", str(s), "--device", args.device,
                    "--size", args.size, "--face_detector", args.face_detector, "--mask", args.mask,
-                   "--app_batch", str(args.app_batch)]
+                   "--app_batch", str(args.app_batch)] + (["--precision", args.precision] if args.precision else [])
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:
                 print(json.dumps({"what": "app", "seconds": s, "error": r.stderr.strip().splitlines()[-1:]}))

@@ -49,6 +49,9 @@ def main(argv=None):
     p.add_argument("--nosmooth", action="store_true", help="no temporal smoothing of the face boxes")
     p.add_argument("--face_detector", default="mtcnn",
                    help="mtcnn (default, offline), sfd, blazeface, mediapipe or haar")
+    p.add_argument("--face_enhancement", action="store_true",
+                   help="PaddleGAN's GPEN pass (not available here: an error)")
+    p.add_argument("--cpu", action="store_true", help="same as --device cpu (PaddleGAN's flag)")
     p.add_argument("--face_index", type=int, default=None,
                    help="which face to lip-sync when there are several (track id; default: the most seen)")
     p.add_argument("--mask", choices=["auto", "mesh", "box"], default="auto",
@@ -66,8 +69,14 @@ def main(argv=None):
         from ppgan.utils.errors import PPGANError
 
         cli_args.check_args(args)
-        if args.chunk_seconds <= 0:
-            raise PPGANError(f"--chunk_seconds must be > 0, got {args.chunk_seconds}")
+        if args.cpu:
+            if args.device == "cuda":
+                raise PPGANError("give --cpu or --device cuda, not both")
+            args.device = "cpu"
+        from ppgan.apps.inputs import check_input_exists
+
+        for path in (args.face, args.audio):  # before any model is loaded (or fetched)
+            check_input_exists(path)
         lib_log = logging.getLogger("ppgan")
         if not args.quiet and not lib_log.handlers:
             handler = logging.StreamHandler(sys.stderr)
@@ -80,7 +89,8 @@ def main(argv=None):
                                 pads=args.pads, face_det_batch_size=args.face_det_batch_size,
                                 wav2lip_batch_size=args.wav2lip_batch_size, resize_factor=args.resize_factor,
                                 crop=args.crop, box=args.box, rotate=args.rotate, nosmooth=args.nosmooth,
-                                face_detector=args.face_detector, face_index=args.face_index, model=args.model,
+                                face_detector=args.face_detector, face_enhancement=args.face_enhancement,
+                                face_index=args.face_index, model=args.model,
                                 mask=args.mask, color_match=not args.no_color_match,
                                 chunk_seconds=args.chunk_seconds, crf=args.crf, resume=not args.no_resume,
                                 device=args.device, half=args.half, verbose=not args.quiet)

@@ -10,10 +10,12 @@ _WHERE = {"BasePredictor": "base_predictor", "ImagePredictor": "base_predictor",
           "DeOldifyPredictor": "deoldify_predictor", "EDVRPredictor": "edvr_predictor",
           "BasicVSRPredictor": "edvr_predictor", "EnhancePipeline": "enhance_pipeline",
           "GANPredictor": "gan_predictor", "RealSRPredictor": "realsr_predictor",
-          "Photo2CartoonPredictor": "photo2cartoon_predictor"}
+          "Photo2CartoonPredictor": "photo2cartoon_predictor", "FirstOrderPredictor": "first_order_predictor",
+          "Wav2LipPredictor": "wav2lip_predictor"}
 
 __all__ = ["BasePredictor", "ImagePredictor", "GANPredictor", "RealSRPredictor", "EDVRPredictor",
-           "BasicVSRPredictor", "DeOldifyPredictor", "EnhancePipeline", "Photo2CartoonPredictor"]
+           "BasicVSRPredictor", "DeOldifyPredictor", "EnhancePipeline", "Photo2CartoonPredictor",
+           "FirstOrderPredictor", "Wav2LipPredictor"]
 
 
 def __getattr__(name):

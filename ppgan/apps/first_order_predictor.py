@@ -169,8 +169,8 @@ def _float_kp(kp):
 
 
 class _Face:
-    """One animated face: its crop of the photo, the 2x3 photo -> crop matrix, the paste mask (crop
-    pixels), the source tensor and keypoints, and the initial driving frame's index."""
+    """One animated face: its box in the photo, its crop, the 2x3 photo -> crop matrix, the paste
+    mask (box pixels), the source tensor and keypoints, and the initial driving frame's index."""
 
     def __init__(self, box, crop, matrix, mask):
         self.box, self.crop, self.matrix, self.mask = box, crop, matrix, mask
@@ -181,11 +181,9 @@ class _Face:
         self._box_mask = None
 
     def box_mask(self):
-        """The paste mask resized onto the box: float32 [h, w, 1] in [0, 1] (made once)."""
+        """The paste mask as float32 [h, w, 1] in [0, 1]."""
         if self._box_mask is None:
-            x1, y1, x2, y2 = self.box
-            m = cv2.resize(self.mask, (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
-            self._box_mask = np.clip(m, 0.0, 1.0)[..., None]
+            self._box_mask = np.clip(self.mask, 0.0, 1.0)[..., None]
         return self._box_mask
 
 
@@ -291,17 +289,22 @@ class FirstOrderPredictor(BasePredictor):
         """The source photo as HxWx3 uint8 RGB (gray expanded, alpha dropped). A video, a missing
         or unreadable file is a one-line error."""
         from ..utils.image import imread
-        from ..video import VIDEO_EXTS, is_video_file
+        from ..video import VIDEO_EXTS, VideoError, probe_video
 
         path = os.fspath(path)
+        is_video = PPGANError(f"source image {path} is a video; --source_image needs a photo")
         if os.path.splitext(path)[1].lower() in VIDEO_EXTS and os.path.isfile(path):
-            raise PPGANError(f"source image {path} is a video; --source_image needs a photo")
+            raise is_video
         try:
             img = imread(path, mode="rgb")
-        except DatasetError:
-            if os.path.isfile(path) and is_video_file(path):
-                raise PPGANError(f"source image {path} is a video; --source_image needs a photo") from None
-            raise
+        except DatasetError as e:
+            if not os.path.isfile(path):
+                raise
+            try:  # told by content: a video named .png
+                probe_video(path)
+            except VideoError:
+                raise e from None
+            raise is_video from None
         return np.ascontiguousarray(img[..., :3])
 
     @property
@@ -322,24 +325,21 @@ class FirstOrderPredictor(BasePredictor):
         return dedup_boxes([fom_box(f.box, image.shape) for f in faces])
 
     def _paste_mask(self, box):
-        """float32 mask in crop pixels: the crop faded out over its border; with `multi_person` also
-        cut to PaddleGAN's disc (radius `ratio` x the box height, centred on the box), feathered."""
-        from ..faceutils.alignment import feathered_rect
+        """float32 [h, w] mask over the box (photo pixels): 1 inside, falling to exactly 0 at the
+        box's edge over 1/16 of its longer side; with `multi_person` also cut to PaddleGAN's disc
+        (radius `ratio` x the box height, centred on the box), feathered the same way."""
         from ..faceutils.masks import feather_mask
 
-        s = self.image_size
-        feather = max(2.0, s / 32.0)
-        mask = feathered_rect((s, s), feather)
+        x1, y1, x2, y2 = box
+        h, w = y2 - y1, x2 - x1
+        f = max(1, int(round(max(h, w) / 16)))
+        core = np.zeros((h, w), np.float32)
+        core[f + 1:h - f - 1, f + 1:w - f - 1] = 1.0  # the blur (radius f) then ends 1 px inside the box
         if self.multi_person:
-            x1, y1, x2, y2 = box
-            r = math.ceil((y2 - y1) * self.ratio)
-            disc = np.zeros((s, s), np.float32)
-            axes = (max(1, int(round(r * s / max(x2 - x1, 1)))), max(1, int(round(r * s / max(y2 - y1, 1)))))
-            cv2.ellipse(disc, (s // 2, s // 2), axes, 0, 0, 360, 1.0, -1)
-            disc = feather_mask(cv2.erode(disc, np.ones((3, 3), np.uint8), iterations=int(feather) // 2 or 1),
-                                feather)
-            mask = mask * disc
-        return mask
+            disc = np.zeros((h, w), np.float32)
+            cv2.circle(disc, (w // 2, h // 2), max(1, math.ceil(h * self.ratio) - f - 1), 1.0, -1)
+            core *= disc
+        return feather_mask(core, f)
 
     def _faces(self, source, source_path):
         """The faces to animate, with their crops, matrices and masks (NoFaceError without one)."""

@@ -47,6 +47,14 @@ def frame_files(folder):
     return [os.path.join(folder, n) for n in sorted(names, key=_natural_key)]
 
 
+def _is_video_entry(root, name):
+    """A frame folder, an image strip or a video file (other files, e.g. notes, are skipped)."""
+    from ..video.probe import VIDEO_EXTS
+
+    ext = os.path.splitext(name)[1].lower()
+    return os.path.isdir(os.path.join(root, name)) or ext in STRIP_EXTENSIONS or ext in VIDEO_EXTS or ext == ".gif"
+
+
 def _to_rgb(img):
     if img.ndim == 2:
         return np.repeat(img[..., None], 3, axis=2)
@@ -105,6 +113,20 @@ class _Video:
             raise DatasetError(f"{self.path}: an image strip must be a row of frames {self.w} pixels wide "
                                f"(frame_shape), but it is {img.shape[1]} wide")
         return img
+
+    def all_frames(self):
+        """Every frame, in order (a video file: as many as it decodes, whatever its header says)."""
+        if self.kind != "video":
+            return self.frames(range(len(self)))
+        from ..video import VideoError, iter_frames
+
+        try:
+            frames = [self._fit(f) for f in iter_frames(self.path, self._probe())]
+        except VideoError as e:
+            raise DatasetError(str(e)) from None
+        if not frames:
+            raise DatasetError(f"{self.path}: no frames")
+        return frames
 
     def frames(self, indices):
         """The frames at `indices` (any order, repeats allowed), resized to frame_shape."""
@@ -234,7 +256,7 @@ class FirstOrderDataset(BaseDataset):
         if phase not in PHASES:
             raise ConfigError(f"FirstOrderDataset phase must be one of {', '.join(PHASES)}, got {phase!r}")
         if not isinstance(frame_shape, (list, tuple)) or len(frame_shape) not in (2, 3) or \
-                any(int(s) < 1 for s in frame_shape[:2]):
+                not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in frame_shape[:2]):
             raise ConfigError(f"FirstOrderDataset frame_shape must be [H, W, 3], got {frame_shape!r}")
         if int(num_repeats) < 1:
             raise ConfigError(f"FirstOrderDataset num_repeats must be >= 1, got {num_repeats}")
@@ -255,9 +277,10 @@ class FirstOrderDataset(BaseDataset):
                 self.time_flip = bool(flip)
         self.transform = Compose(cfgs) if (cfgs and self.is_train) else None
 
-        entries = sorted(n for n in os.listdir(self.root) if not n.startswith("."))
+        entries = sorted(n for n in os.listdir(self.root) if not n.startswith(".") and _is_video_entry(self.root, n))
         if not entries:
-            raise DatasetError(f"FirstOrderDataset: {self.root} holds no videos")
+            raise DatasetError(f"FirstOrderDataset: {self.root} holds no videos (frame folders, video files or "
+                               "image strips)")
         self.videos = [_Video(os.path.join(self.root, n), self.frame_shape) for n in entries]
         if self.id_sampling:
             groups = defaultdict(list)
@@ -274,7 +297,7 @@ class FirstOrderDataset(BaseDataset):
         group = self.groups[index % len(self.groups)]
         video = group[int(rng.integers(len(group)))] if len(group) > 1 else group[0]
         if not self.is_train:
-            frames = video.frames(range(len(video)))
+            frames = video.all_frames()
             arr = np.stack(frames).astype(np.float32) / 255.0          # [T, H, W, 3]
             return {"video": torch.from_numpy(np.ascontiguousarray(arr.transpose(3, 0, 1, 2))), "name": video.name}
         n = len(video)

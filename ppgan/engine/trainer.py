@@ -466,6 +466,11 @@ class Trainer:
 
     # ---- construction helpers ------------------------------------------------------------
     def _build_optimizers(self, opt_cfg, sched_cfg):
+        # a model whose PaddleGAN configs spell optimizers differently translates them (FirstOrderModel:
+        # per-net learning rates under lr_scheduler); configs in our own form come back unchanged
+        adapt = getattr(self.model, "optimizer_config", None)
+        if adapt is not None:
+            opt_cfg, sched_cfg = adapt(opt_cfg, sched_cfg)
         if not opt_cfg:
             raise ConfigError("config needs an 'optimizer' section")
         groups = {"optim": opt_cfg} if "name" in opt_cfg else opt_cfg

@@ -67,7 +67,8 @@ class RandomTPS:
         self.theta = torch.randn(batch_size, 2, 3, device=device) * sigma_affine + eye  # [B, 2, 3]
         self.tps = sigma_tps is not None and points_tps is not None
         if self.tps:
-            self.control_points = make_coordinate_grid((points_tps, points_tps), device=device).reshape(1, 1, -1, 2)  # [1,1,P,2]
+            grid = make_coordinate_grid((points_tps, points_tps), device=device)
+            self.control_points = grid.reshape(1, 1, -1, 2)                                               # [1,1,P,2]
             self.control_params = torch.randn(batch_size, 1, points_tps ** 2, device=device) * sigma_tps  # [B,1,P]
 
     def warp_coordinates(self, coordinates):
@@ -195,7 +196,10 @@ class FirstOrderModel(BaseModel):
         n = len(self.loss_weights["perceptual"])
         if n and any(self.loss_weights["perceptual"]):
             # resolved before the nets are built, so a missing weight file fails at once
-            weights = resolve_vgg("vgg19", PADDLEGAN_VGG_URL.format("vgg19"), _none(vgg_weight_path))
+            try:
+                weights = resolve_vgg("vgg19", PADDLEGAN_VGG_URL.format("vgg19"), _none(vgg_weight_path))
+            except CheckpointError as e:
+                raise CheckpointError(f"{e} (for FirstOrderModel: model.vgg_weight_path)") from None
             self.vgg = PerceptualVGG(list(PERCEPTUAL_LAYERS[:n]), "vgg19", use_input_norm=True, weights=weights)
 
     def _build_nets(self, kp_cfg, gen_cfg, discriminator):
@@ -308,7 +312,8 @@ class FirstOrderModel(BaseModel):
             maps_real = disc(pyr_real, kp=kp)
         gen_gan = 0.0
         for scale in self.disc_scales:
-            gen_gan = gen_gan + self.loss_weights["generator_gan"] * ((1 - maps_fake[f"prediction_map_{scale}"]) ** 2).mean()
+            fake = maps_fake[f"prediction_map_{scale}"]
+            gen_gan = gen_gan + self.loss_weights["generator_gan"] * ((1 - fake) ** 2).mean()
         losses["gen_gan"] = gen_gan
         fm_weights = self.loss_weights["feature_matching"]
         if any(fm_weights):
@@ -332,7 +337,8 @@ class FirstOrderModel(BaseModel):
             value = transformed_kp["value"].float()
             if lw["equivariance_value"]:
                 back = transform.warp_coordinates(value)
-                losses["equivariance_value"] = lw["equivariance_value"] * (kp_driving["value"].float() - back).abs().mean()
+                value_error = (kp_driving["value"].float() - back).abs().mean()
+                losses["equivariance_value"] = lw["equivariance_value"] * value_error
             if lw["equivariance_jacobian"]:
                 jac_warp = transform.jacobian(value)                                   # [B, K, 2, 2]
                 jac_transformed = jac_warp @ transformed_kp["jacobian"].float()
@@ -483,7 +489,8 @@ class FirstOrderModelMobile(FirstOrderModel):
             starting from kp_weight_path's kp_detector and gen_weight_path's generator.
         kp_weight_path, gen_weight_path (str | None): weight files (ours or PaddleGAN .pdparams,
             nets by name) or catalogue names. In the first two modes a missing path means
-            PaddleGAN's trained vox model (`vox-cpk.pdparams`) from the weights catalogue.
+            PaddleGAN's trained vox model (`vox-cpk.pdparams`) from the weights cache, when the
+            catalogue lists it (`ppgan download <name>` first; nothing is downloaded here).
     """
 
     def __init__(self, common_params, train_params, generator_ori, generator, mode, kp_weight_path=None,
@@ -525,7 +532,7 @@ class FirstOrderModelMobile(FirstOrderModel):
                 raise ConfigError(f"model.mode '{self.mode}' needs model.{key}: the trained {name} "
                                   f"(PaddleGAN's {VOX_WEIGHT_FILE}), kept fixed while the other net trains")
             path = spec
-        try:
-            return load_into(net, path, name=name)
+        try:  # like the VGG weights, nothing is downloaded here (`ppgan download` fills the cache)
+            return load_into(net, path, name=name, download=False)
         except CheckpointError as e:
             raise CheckpointError(f"model.{key}: {e}") from None

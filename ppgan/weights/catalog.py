@@ -67,7 +67,9 @@ class WeightSpec:
         rescale (float | None): bicubic resize factor applied to the net's output
             (`RescaledSR`); the ncnn realesr-animevideov3 x2/x3 graphs are the x4 net followed
             by a resize of 0.5 / 0.75.
-        role (str): 'generator' (an app's net), 'perceptual' (a loss's feature extractor) or
+        role (str): 'generator' (an app's net), 'perceptual' (a loss's feature extractor),
+            'expert' (a frozen DISCRIMINATORS net a training loss uses: Wav2Lip's SyncNet),
+            'motion' (First Order Motion files: 'generator' + 'kp_detector', built by the app) or
             'face' (a face detector / landmark / segmentation net of `ppgan.faceutils`, which
             builds `arch` from its own table).
     """
@@ -183,6 +185,19 @@ _SPECS = [
     # Photo2cartoon (U-GAT-IT light, PaddleGAN Photo2CartoonPredictor builds ResnetUGATITP2CGenerator()).
     _paddle("photo2cartoon", "ResnetUGATITP2CGenerator", {}, "models/photo2cartoon_genA2B_weight.pdparams",
             "Photo2cartoon generator (U-GAT-IT light): PaddleGAN Photo2CartoonPredictor"),
+    # First Order Motion (PaddleGAN FirstOrderPredictor): each file holds 'generator' and
+    # 'kp_detector'; the app builds both nets from its vox / vox-mobile config.
+    _paddle("vox-cpk", "OcclusionAwareGenerator", {}, "applications/first_order_model/vox-cpk.pdparams",
+            "First Order Motion, faces 256 (VoxCeleb): PaddleGAN FirstOrderPredictor", role="motion"),
+    _paddle("vox-cpk-512", "OcclusionAwareGenerator", {}, "applications/first_order_model/vox-cpk-512.pdparams",
+            "First Order Motion, faces 512: FirstOrderPredictor --image_size 512", role="motion"),
+    _paddle("vox-mobile", "OcclusionAwareGenerator", {}, "applications/first_order_model/vox-mobile.pdparams",
+            "First Order Motion, mobile nets (faces 256): FirstOrderPredictor --mobile_net", role="motion"),
+    # Wav2Lip (PaddleGAN Wav2LipPredictor's default) and its lip-sync expert (frozen in training).
+    _paddle("wav2lip-hq", "Wav2Lip", {}, "models/wav2lip_hq.pdparams",
+            "Wav2Lip lip-sync generator, HQ (GAN-trained): PaddleGAN Wav2LipPredictor"),
+    _paddle("syncnet", "SyncNetColor", {}, "models/syncnet.pdparams",
+            "SyncNet lip-sync expert (SyncNetColor): PaddleGAN's Wav2Lip training", role="expert"),
     # Face toolkit (ppgan.faceutils). MTCNN comes packaged (the offline default detector).
     _packaged_face("mtcnn-pnet", "PNet", {}, MTCNN_PACKAGE, "facenet_pytorch/data/pnet.pt", "pth",
                    "MTCNN proposal net (facenet-pytorch, packaged)"),

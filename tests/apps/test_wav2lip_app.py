@@ -129,7 +129,8 @@ def frames_of(path):
 
 # ---- pieces ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("n,expected", [(1, [0, 0, 0, 0]), (2, [0, 1, 0, 1, 0]), (4, [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2])])
+@pytest.mark.parametrize("n,expected", [(1, [0, 0, 0, 0]), (2, [0, 1, 0, 1, 0]),
+                                        (4, [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2])])
 def test_pingpong_index(n, expected):
     assert [pingpong_index(k, n) for k in range(len(expected))] == expected
 
@@ -418,3 +419,87 @@ def test_cli_help_and_switches():
     r = run_cli([os.path.join(ROOT, "applications", "tools", "wav2lip.py"), "--face", "a.mp4", "--audio", "b.wav",
                  "--static", "False"], timeout=60)
     assert r.returncode == 2 and "unrecognized arguments: False" in r.stderr  # a real switch, not type=bool
+
+
+# ---- options -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("opts,size", [
+    ({"resize_factor": 2}, (80, 60)),
+    ({"rotate": True, "box": (40, 140, 10, 110)}, (120, 160)),
+    ({"crop": (10, 110, 20, 140), "box": (5, 90, 20, 100)}, (120, 100)),
+    ({"static": True}, (160, 120)),
+])
+def test_frame_options(media, tmp_path, opts, size):
+    pred = predictor(**opts)
+    out = pred.run(media["video"], media["speech_short"], str(tmp_path / "out.mp4"))
+    check_output(out, 1.0, size=size)
+    assert pred.last_result["missing_frames"] <= 3
+    if opts.get("static"):  # every frame shows the first one (outside the mouth)
+        res = frames_of(out)
+        assert np.abs(res[0][:30].astype(int) - res[-1][:30].astype(int)).mean() < 2
+
+
+def test_face_tracks_reused_for_a_second_audio(tmp_path, monkeypatch, media):
+    monkeypatch.setenv("PPGAN_HOME", str(tmp_path / "home"))
+    video = write_video(tmp_path / "v.mp4", face_frames(24))
+    predictor().run(video, media["speech_short"], str(tmp_path / "a.mp4"))
+    from ppgan.faceutils.detection import HaarDetector
+
+    def no_detect(self, images):
+        raise AssertionError("detected again")
+
+    monkeypatch.setattr(HaarDetector, "detect", no_detect)
+    other = write_wav(tmp_path / "other.wav", speech(0.8, seed=3))
+    pred = predictor()
+    out = pred.run(video, other, str(tmp_path / "b.mp4"))
+    check_output(out, 0.8)
+    assert pred.last_result["missing_frames"] == 0
+
+
+def test_face_index_picks_the_speaker(tmp_path, media):
+    """Two faces side by side: --face_index 0 and 1 change different halves of the frame."""
+    left, right = face_frames(24), face_frames(24, offset=10)
+    video = write_video(tmp_path / "two.mp4", [np.concatenate([a, b[:, ::-1]], axis=1) for a, b in zip(left, right)])
+    src = frames_of(video)
+    changed = []
+    for index in (0, 1):
+        pred = predictor(face_index=index, color_match=False)
+        res = frames_of(pred.run(video, media["speech_short"], str(tmp_path / f"out{index}.mp4")))
+        diff = np.mean([np.abs(r.astype(int) - s.astype(int)).mean(axis=(0, 2)) for r, s in zip(res, src)], axis=0)
+        changed.append(diff[:160].mean() > diff[160:].mean())
+    assert changed[0] != changed[1]
+
+
+def test_unknown_face_index_is_an_error(media, tmp_path):
+    from ppgan.utils.errors import PPGANError
+
+    with pytest.raises(PPGANError, match="face_index 7"):
+        predictor(face_index=7).run(media["video"], media["speech_short"], str(tmp_path / "o.mp4"))
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("kw,word", [({"pads": (0, 1, 2)}, "pads"), ({"mask": "oval"}, "mask"),
+                                     ({"resize_factor": 0}, "resize_factor"), ({"box": (50, 10, 0, 40)}, "box"),
+                                     ({"fps": 0}, "fps"), ({"face_enhancement": True}, "face_enhancement")])
+def test_bad_arguments(kw, word):
+    from ppgan.utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=word):
+        predictor(**kw)
+
+
+def test_bf16_on_cpu_matches_fp32():
+    """--precision bf16 (autocast, channels-last: several times faster on CPUs with AMX) stays close
+    to fp32 on the real architecture."""
+    from ppgan.models.generators.wav2lip import Wav2Lip
+
+    torch.manual_seed(0)
+    net = Wav2Lip().eval()
+    faces = np.stack([cv2.resize(f[10:110, 30:130], (96, 96)) for f in face_frames(4)])
+    mels = np.random.RandomState(0).uniform(-4, 4, (4, 80, 16)).astype(np.float32)
+    ref = Wav2LipPredictor(net=net, device="cpu", verbose=False).predict_faces(mels, faces)
+    half = Wav2LipPredictor(net=net, device="cpu", verbose=False, half="bf16")
+    got = half.predict_faces(mels, faces)
+    assert half.precision == "bf16" and half._channels_last
+    assert got.shape == ref.shape == (4, 96, 96, 3)
+    assert np.abs(got - ref).mean() < 1.5 and np.abs(got - ref).max() < 20  # seen: 0.70, 8.3 (of 255)

@@ -341,6 +341,26 @@ def test_one_optimizer_for_all_nets(frames):
     assert "disc_gan" in losses and moved_nets(before, model) == set(model.nets)
 
 
+SYNC_METHODS = ("item", "__float__", "__bool__", "__int__", "__index__", "tolist", "cpu", "numpy")
+
+
+def test_train_iter_never_reads_a_value_back(frames, monkeypatch):
+    """No host sync in a step (on a GPU each would wait for the queued kernels)."""
+    model = build_model(tiny_model_cfg(generator_gan=1))
+    opts = optimizers_for(model)
+    model.setup_input(batch_of(frames))
+    calls = []
+    for name in SYNC_METHODS:
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name,
+                            lambda self, *a, _f=original, _n=name, **k: calls.append(_n) or _f(self, *a, **k))
+    losses = model.train_iter(opts)
+    assert calls == []
+    float(losses["disc_gan"])  # the counter works
+    monkeypatch.undo()
+    assert calls == ["__float__"] and len(losses) == 6
+
+
 def test_train_iter_under_autocast(frames):
     """Mixed precision (bf16 on the CPU here): the warp maths of the equivariance losses stay float32."""
     torch.manual_seed(6)
@@ -443,9 +463,14 @@ def test_frames_too_small_for_the_pyramid(frames):
         model.train_iter(optimizers_for(model))
 
 
-def test_missing_vgg_weights_fail_at_build(tmp_path):
-    with pytest.raises(CheckpointError, match="no file"):
+def test_missing_vgg_weights_fail_at_build(tmp_path, monkeypatch):
+    with pytest.raises(CheckpointError, match="no file.*model.vgg_weight_path"):
         build_model(_changed(vgg_weight_path=str(tmp_path / "vgg19.pdparams")))
+    monkeypatch.setenv("HOME", str(tmp_path))  # empty caches: PaddleGAN's default file is not there
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("PPGAN_HOME", raising=False)
+    with pytest.raises(CheckpointError, match=r"ppgan download vgg19.*model.vgg_weight_path"):
+        build_model(_changed(vgg_weight_path=None))
 
 
 @pytest.mark.parametrize("optimizer,schedule,match", [
@@ -550,6 +575,28 @@ def test_mobile_both_starts_from_the_mobile_weights(full_weights, frames, tmp_pa
     assert moved_nets(before, model) == set(model.nets)
 
 
+def test_mobile_takes_the_vox_model_from_the_weights_cache(full_weights, tmp_path, monkeypatch):
+    """No weight path in mode 'generator': PaddleGAN's vox-cpk.pdparams from the cache, never downloaded."""
+    import shutil
+
+    from ppgan.weights import catalog
+
+    spec = catalog.WeightSpec("fom-vox-test", "OcclusionAwareGenerator", {}, "https://example.invalid/vox-cpk.pdparams",
+                              None, "vox-cpk.pdparams", "pdparams")
+    monkeypatch.setattr(catalog, "spec_by_filename", lambda name: spec if name == "vox-cpk.pdparams" else None)
+    monkeypatch.setenv("PPGAN_HOME", str(tmp_path))
+    with pytest.raises(CheckpointError, match=r"model.kp_weight_path: .*ppgan download fom-vox-test"):
+        build_model(mobile_cfg("generator")["model"])
+    os.makedirs(tmp_path / "weights")
+    shutil.copy(full_weights[0], tmp_path / "weights" / "vox-cpk.pdparams")
+    model = build_model(mobile_cfg("generator")["model"])
+    for k, v in full_weights[1].nets["kp_detector"].state_dict().items():
+        assert torch.equal(model.nets["kp_detector"].state_dict()[k], v)
+    monkeypatch.setattr(catalog, "spec_by_filename", lambda name: None)  # not in the catalogue
+    with pytest.raises(ConfigError, match="mode 'generator' needs model.kp_weight_path"):
+        build_model(mobile_cfg("generator")["model"])
+
+
 @pytest.mark.parametrize("mode,kp,gen,error,match", [
     ("both", None, None, ConfigError, "needs model.kp_weight_path"),
     ("both", "FULL", "FULL", CheckpointError, "model.kp_weight_path: .*do not fit"),  # full-size weights
@@ -586,6 +633,16 @@ def dataroot(tmp_path_factory, frames):
 def ds_cfg(root, **kw):
     return dict({"name": "FirstOrderDataset", "dataroot": root, "phase": "train", "frame_shape": [SIZE, SIZE, 3],
                  "id_sampling": False, "time_flip": False, "num_repeats": 2}, **kw)
+
+
+def test_dataset_skips_other_files_and_needs_a_video(tmp_path):
+    os.makedirs(tmp_path / "train")
+    (tmp_path / "train" / "README.txt").write_text("notes")
+    with pytest.raises(DatasetError, match="holds no videos"):
+        build_dataset(ds_cfg(str(tmp_path)))
+    write_frames(str(tmp_path / "train" / "v"), astronaut_frames(2))
+    ds = build_dataset(ds_cfg(str(tmp_path)))
+    assert [v.name for v in ds.videos] == ["v"]
 
 
 def test_dataset_reads_folders_videos_and_strips(dataroot, frames):
@@ -671,12 +728,15 @@ def test_dataset_test_phase_gives_whole_videos(dataroot, frames):
     s = ds[0]
     assert s["name"] == "c" and s["video"].shape == (3, 3, SIZE, SIZE)
     assert torch.equal(s["video"][:, 2], torch.from_numpy(frames[2].transpose(2, 0, 1).astype(np.float32) / 255))
+    vid = build_dataset(ds_cfg(dataroot)).videos[2]  # the .mp4, whole: 12 frames at 64x64
+    assert vid.kind == "video" and len(vid.all_frames()) == 12 and vid.all_frames()[0].shape == (SIZE, SIZE, 3)
 
 
 @pytest.mark.parametrize("kw,error,match", [
     ({"phase": "val"}, ConfigError, "phase must be one of train, test"),
     ({"dataroot": "/nonexistent/fom"}, DatasetError, "no folder /nonexistent/fom/train"),
     ({"frame_shape": [64]}, ConfigError, "frame_shape"),
+    ({"frame_shape": ["64", 64, 3]}, ConfigError, "frame_shape"),
     ({"num_repeats": 0}, ConfigError, "num_repeats"),
     ({"augmentation_params": {"rotate_param": {}}}, ConfigError, "augmentation_params.rotate_param"),
     ({"transforms": [{"name": "PairedColorJitter", "hue": 0.7}]}, ConfigError, "hue must be in"),

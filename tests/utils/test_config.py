@@ -11,7 +11,7 @@ def test_every_shipped_config_loads_and_builds(tmp_path, monkeypatch):
     import os
 
     from ppgan.models import build_model
-    from ppgan.utils.errors import CheckpointError
+    from ppgan.utils.errors import CheckpointError, PPGANError
 
     # no VGG weights in the (empty) caches: configs with a perceptual loss must say where to put them
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -19,14 +19,31 @@ def test_every_shipped_config_loads_and_builds(tmp_path, monkeypatch):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     paths = sorted(glob.glob(os.path.join(root, "configs", "*.yaml")))
     assert len(paths) >= 9
+    built = set()
     for path in paths:
         cfg = load_config(path)
         if "perceptual_criterion" in cfg["model"]:
             with pytest.raises(CheckpointError, match=r"\.cache/ppgan/weights/vgg19\.pdparams"):
                 build_model(cfg["model"])
             cfg["model"]["perceptual_criterion"]["weight_path"] = "deterministic"
+        if cfg["model"]["name"].startswith("FirstOrderModel"):  # the perceptual loss's VGG19
+            with pytest.raises(CheckpointError, match=r"\.cache/ppgan/weights/vgg19\.pdparams.*vgg_weight_path"):
+                build_model(cfg["model"])
+            cfg["model"]["vgg_weight_path"] = "deterministic"
+        if cfg["model"]["name"] == "FirstOrderModelMobile":  # mode generator: the fixed full-size detector's weights
+            with pytest.raises((ConfigError, CheckpointError), match="kp_weight_path"):
+                build_model(cfg["model"])
+            continue
+        if cfg["model"]["name"] in ("Wav2LipModel", "Wav2LipModelHq"):
+            # the frozen lip-sync expert: never downloaded while building, the error names it
+            with pytest.raises(PPGANError, match="syncnet"):
+                build_model(cfg["model"])
+            cfg["model"]["syncnet_weight_path"] = "deterministic"
         model = build_model(cfg["model"])
-        assert any(n.startswith(("netG", "gen")) for n in model.nets), path
+        # every model has a generator, except SyncNet pre-training (the expert alone)
+        assert any(n.startswith(("netG", "gen")) for n in model.nets) or cfg["model"]["name"] == "SyncNetModel", path
+        built.add(cfg["model"]["name"])
+    assert {"FirstOrderModel", "Wav2LipModel", "Wav2LipModelHq", "SyncNetModel"} <= built
 
 
 def test_override_types_and_paths(tiny_cfg):

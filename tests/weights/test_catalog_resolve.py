@@ -17,6 +17,7 @@ from torch import nn
 from ppgan import weights as W
 from ppgan.apps.pretrained import build_arch, build_from_spec
 from ppgan.models.generators import GENERATORS, RRDBNet
+from ppgan.models.discriminators import DISCRIMINATORS
 from ppgan.weights import WEIGHTS, WeightSpec, load_into, resolve_weight
 from ppgan.weights.download import DownloadError, read_sidecar
 from ppgan.utils.errors import CheckpointError, PPGANError
@@ -64,7 +65,7 @@ def test_table_entries_are_well_formed():
     for name, spec in WEIGHTS.items():
         assert spec.name == name
         assert spec.arch in GENERATORS or (spec.arch == "VGGFeatures" and spec.role == "perceptual") or \
-            spec.role == "face", name
+            spec.role in ("face", "motion") or (spec.role == "expert" and spec.arch in DISCRIMINATORS), name
         assert spec.fmt in ("pdparams", "pth", "ncnn", "tflite"), name
         assert spec.sha256 is None or len(spec.sha256) == 64
         if spec.url is None:

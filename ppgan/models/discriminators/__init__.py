@@ -16,3 +16,6 @@ from .syncnet import SyncNetColor
 from .wav2lip_disc_qual import Wav2LipDiscQual
 
 __all__ += ["SyncNetColor", "Wav2LipDiscQual"]
+from .discriminator_firstorder import FirstOrderDiscriminator
+
+__all__ += ["FirstOrderDiscriminator"]
