@@ -19,3 +19,5 @@ __all__ += ["SyncNetColor", "Wav2LipDiscQual"]
 from .discriminator_firstorder import FirstOrderDiscriminator
 
 __all__ += ["FirstOrderDiscriminator"]
+from .discriminator_styleganv2 import StyleGANv2Discriminator  # noqa: F401,E402 (issue 15)
+from .discriminator_pggan import PGGANDiscriminator  # noqa: F401,E402 (issue 15)

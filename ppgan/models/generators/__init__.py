@@ -35,3 +35,5 @@ __all__ += ["SRVGGNetCompact", "RescaledSR"]
 from .wav2lip import Wav2Lip
 
 __all__ += ["Wav2Lip"]
+from .generator_styleganv2 import StyleGANv2Generator  # noqa: F401,E402 (issue 15)
+from .generator_pggan import PGGANGenerator  # noqa: F401,E402 (issue 15)
