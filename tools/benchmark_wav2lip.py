@@ -14,7 +14,7 @@ The weights are random (the speed does not depend on them); nothing is downloade
     python tools/benchmark_wav2lip.py                                  # CPU: model + 10 s 640x360 app
     python tools/benchmark_wav2lip.py --amp --precision bf16       # + bf16 (AMX CPUs: several times faster)
     python tools/benchmark_wav2lip.py --device cuda --batch_size 128 256 --amp
-    python tools/benchmark_wav2lip.py --skip_model --seconds 60 300 --size 320x180   # memory vs length
+    python tools/benchmark_wav2lip.py --skip_model --seconds 60 300 --size 320x180 --passthrough_net  # RSS vs length
 """
 import argparse
 import json
@@ -116,6 +116,19 @@ def bench_model(device, batch_sizes, amp, seconds):
                   flush=True)
 
 
+class PassThroughNet:
+    """Stands in for Wav2Lip (returns the reference face): the pipeline's own cost and memory."""
+
+    def to(self, *a, **k):
+        return self
+
+    def eval(self):
+        return self
+
+    def __call__(self, audio, faces):
+        return faces[:, 3:]
+
+
 def bench_app_child(args):
     """One app run (a fresh process: its peak RSS is the run's)."""
     import torch
@@ -123,44 +136,44 @@ def bench_app_child(args):
     from ppgan.apps.wav2lip_predictor import Wav2LipPredictor
     from ppgan.models.generators.wav2lip import Wav2Lip
 
-    w, h = (int(v) for v in args.size.split("x"))
-    with tempfile.TemporaryDirectory(prefix="w2l-bench-") as d:
-        os.environ["PPGAN_HOME"] = os.path.join(d, "home")  # no face-track cache from earlier runs
-        t0 = time.perf_counter()
-        video = make_face_video(os.path.join(d, "face.mp4"), args.app_seconds, (w, h))
-        audio = make_speech(os.path.join(d, "speech.wav"), args.app_seconds)
-        made = time.perf_counter() - t0
-        torch.manual_seed(0)
-        pred = Wav2LipPredictor(net=Wav2Lip(), device=args.device, face_detector=args.face_detector,
-                                mask=args.mask, wav2lip_batch_size=args.app_batch, verbose=False,
-                                half=args.precision)
-        import ppgan.faceutils.tracking as tracking
+    # the inputs were made by another process: this one's peak RSS is the app's alone
+    d = args.app_dir
+    os.environ["PPGAN_HOME"] = os.path.join(d, "home")  # no face-track cache from earlier runs
+    video, audio = os.path.join(d, "face.mp4"), os.path.join(d, "speech.wav")
+    torch.manual_seed(0)
+    net = PassThroughNet() if args.passthrough_net else Wav2Lip()
+    pred = Wav2LipPredictor(net=net, device=args.device, face_detector=args.face_detector,
+                            mask=args.mask, wav2lip_batch_size=args.app_batch, verbose=False,
+                            half=args.precision, detect_every=args.detect_every, detect_size=args.detect_size)
+    import ppgan.faceutils.tracking as tracking
 
-        timing = {"detect": 0.0}
-        track = tracking.track_faces
+    timing = {"detect": 0.0}
+    track = tracking.track_faces
 
-        def timed_track(*a, **k):
-            t = time.perf_counter()
-            try:
-                return track(*a, **k)
-            finally:
-                timing["detect"] += time.perf_counter() - t
+    def timed_track(*a, **k):
+        t = time.perf_counter()
+        try:
+            return track(*a, **k)
+        finally:
+            timing["detect"] += time.perf_counter() - t
 
-        tracking.track_faces = timed_track
-        import ppgan.faceutils as fu
+    tracking.track_faces = timed_track
+    import ppgan.faceutils as fu
 
-        fu.track_faces = timed_track
-        t0 = time.perf_counter()
-        pred.run(video, audio, os.path.join(d, "out.mp4"))
-        wall = time.perf_counter() - t0
-        res = pred.last_result
-        print(json.dumps({"what": "app", "device": args.device, "size": args.size, "seconds": args.app_seconds,
-                          "frames": res["frames"], "wall_s": round(wall, 2),
-                          "frames_per_s": round(res["frames"] / wall, 1),
-                          "detect_s": round(timing["detect"], 2), "detector": args.face_detector,
-                          "mask": args.mask, "precision": pred.precision, "missing_frames": res["missing_frames"],
-                          "peak_rss_mb": round(peak_rss_mb()), "inputs_made_s": round(made, 1),
-                          "threads": torch.get_num_threads()}), flush=True)
+    fu.track_faces = timed_track
+    t0 = time.perf_counter()
+    pred.run(video, audio, os.path.join(d, "out.mp4"))
+    wall = time.perf_counter() - t0
+    res = pred.last_result
+    print(json.dumps({"what": "app", "device": args.device, "size": args.size, "seconds": args.app_seconds,
+                      "frames": res["frames"], "wall_s": round(wall, 2),
+                      "frames_per_s": round(res["frames"] / wall, 1),
+                      "detect_s": round(timing["detect"], 2), "detector": args.face_detector,
+                      "detect_every": args.detect_every, "detect_size": args.detect_size or None,
+                      "net": "passthrough" if args.passthrough_net else "Wav2Lip",
+                      "mask": args.mask, "precision": pred.precision, "missing_frames": res["missing_frames"],
+                      "peak_rss_mb": round(peak_rss_mb()),
+                      "threads": torch.get_num_threads(), "load_avg": round(os.getloadavg()[0], 1)}), flush=True)
 
 
 def main(argv=None):
@@ -177,11 +190,22 @@ def main(argv=None):
     p.add_argument("--face_detector", default="mtcnn", help="app face detector (default mtcnn)")
     p.add_argument("--mask", default="auto", help="app blend mask: auto, mesh, box")
     p.add_argument("--app_batch", type=int, default=128, help="app wav2lip_batch_size")
+    p.add_argument("--detect_every", type=int, default=1, help="app: detect faces on every n-th frame")
+    p.add_argument("--detect_size", type=int, default=0, help="app: detect on frames of this longer side")
     p.add_argument("--precision", default=None, help="app precision: fp32, fp16, bf16 (default: the app's: "
                                                      "fp16 on CUDA, fp32 on CPU)")
+    p.add_argument("--passthrough_net", action="store_true",
+                   help="app: a pass-through net instead of Wav2Lip (pipeline cost and memory only)")
     p.add_argument("--app_seconds", type=float, default=None, help=argparse.SUPPRESS)  # the child's length
+    p.add_argument("--app_dir", default=None, help=argparse.SUPPRESS)  # the child's inputs
+    p.add_argument("--make_inputs", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
+    if args.make_inputs:
+        w, h = (int(v) for v in args.size.split("x"))
+        make_face_video(os.path.join(args.app_dir, "face.mp4"), args.app_seconds, (w, h))
+        make_speech(os.path.join(args.app_dir, "speech.wav"), args.app_seconds)
+        return 0
     if args.app_seconds is not None:
         return bench_app_child(args)
     if not args.skip_model:
@@ -189,10 +213,16 @@ def main(argv=None):
         bench_model(args.device, sizes, args.amp, args.model_seconds)
     if not args.skip_app:
         for s in args.seconds:
-            cmd = [sys.executable, os.path.abspath(__file__), "--app_seconds", str(s), "--device", args.device,
-                   "--size", args.size, "--face_detector", args.face_detector, "--mask", args.mask,
-                   "--app_batch", str(args.app_batch)] + (["--precision", args.precision] if args.precision else [])
+            tmp = tempfile.TemporaryDirectory(prefix="w2l-bench-")
+            base = [sys.executable, os.path.abspath(__file__), "--app_seconds", str(s), "--app_dir", tmp.name]
+            subprocess.run(base + ["--make_inputs", "--size", args.size], check=True)
+            cmd = base + ["--device", args.device, "--size", args.size, "--face_detector", args.face_detector,
+                          "--mask", args.mask, "--app_batch", str(args.app_batch),
+                          "--detect_every", str(args.detect_every), "--detect_size", str(args.detect_size)]
+            cmd += ["--passthrough_net"] if args.passthrough_net else []
+            cmd += ["--precision", args.precision] if args.precision else []
             r = subprocess.run(cmd, capture_output=True, text=True)
+            tmp.cleanup()
             if r.returncode != 0:
                 print(json.dumps({"what": "app", "seconds": s, "error": r.stderr.strip().splitlines()[-1:]}))
             else:

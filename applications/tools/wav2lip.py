@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   python applications/tools/wav2lip.py --face portrait.jpg --audio speech.m4a --fps 30 --outfile out.mp4
   python applications/tools/wav2lip.py --face meeting.mp4 --audio a.mp3 --face_index 1 --nosmooth
   python applications/tools/wav2lip.py --face talk.mp4 --audio b.wav --checkpoint_path wav2lip_hq.pdparams
+  python applications/tools/wav2lip.py --face talk.mp4 --audio b.wav --precision bf16 --detect_every 2  # fast CPU
 """
 
 
@@ -54,6 +55,10 @@ def main(argv=None):
     p.add_argument("--cpu", action="store_true", help="same as --device cpu (PaddleGAN's flag)")
     p.add_argument("--face_index", type=int, default=None,
                    help="which face to lip-sync when there are several (track id; default: the most seen)")
+    p.add_argument("--detect_every", type=int, default=1,
+                   help="detect faces on every n-th frame only, interpolating between (default 1)")
+    p.add_argument("--detect_size", type=int, default=None,
+                   help="detect faces on frames shrunk to this longer side, e.g. 320 (default: full size)")
     p.add_argument("--mask", choices=["auto", "mesh", "box"], default="auto",
                    help="blend region: face-mesh lower face (auto: when available) or the box's lower half")
     p.add_argument("--no_color_match", action="store_true", help="do not match the mouth's colour to the frame")
@@ -85,15 +90,17 @@ def main(argv=None):
             lib_log.setLevel(logging.INFO)
         from ppgan.apps.wav2lip_predictor import Wav2LipPredictor
 
-        pred = Wav2LipPredictor(checkpoint_path=args.checkpoint_path, static=args.static, fps=args.fps,
-                                pads=args.pads, face_det_batch_size=args.face_det_batch_size,
-                                wav2lip_batch_size=args.wav2lip_batch_size, resize_factor=args.resize_factor,
-                                crop=args.crop, box=args.box, rotate=args.rotate, nosmooth=args.nosmooth,
-                                face_detector=args.face_detector, face_enhancement=args.face_enhancement,
-                                face_index=args.face_index, model=args.model,
-                                mask=args.mask, color_match=not args.no_color_match,
-                                chunk_seconds=args.chunk_seconds, crf=args.crf, resume=not args.no_resume,
-                                device=args.device, half=args.half, verbose=not args.quiet)
+        with cli_args.own_flags(weight_path="--checkpoint_path"):
+            pred = Wav2LipPredictor(checkpoint_path=args.checkpoint_path, static=args.static, fps=args.fps,
+                                    pads=args.pads, face_det_batch_size=args.face_det_batch_size,
+                                    wav2lip_batch_size=args.wav2lip_batch_size, resize_factor=args.resize_factor,
+                                    crop=args.crop, box=args.box, rotate=args.rotate, nosmooth=args.nosmooth,
+                                    face_detector=args.face_detector, face_enhancement=args.face_enhancement,
+                                    face_index=args.face_index, detect_every=args.detect_every,
+                                    detect_size=args.detect_size, model=args.model,
+                                    mask=args.mask, color_match=not args.no_color_match,
+                                    chunk_seconds=args.chunk_seconds, crf=args.crf, resume=not args.no_resume,
+                                    device=args.device, half=args.half, verbose=not args.quiet)
         print(f"output: {pred.run(args.face, args.audio, args.outfile)}")
         return 0
 

@@ -16,6 +16,8 @@ What the output is:
   temporal smoothing unless `nosmooth`), cached by the video's content and the detector, so a
   second audio on the same video skips detection. `box` fixes the box instead; `face_index`
   picks one person (track ids in order of appearance; default: the face seen in the most frames).
+  `detect_every` / `detect_size` make detection cheaper (every n-th frame, interpolated between;
+  frames shrunk to a longer side), each setting cached separately.
   Frames without that face are passed through unchanged and logged with their time ranges; a
   video with no face in any frame is an error (one line, nothing written).
 - **Blending**: the 96x96 prediction is resized to the face box and blended back with a feathered
@@ -26,16 +28,22 @@ What the output is:
   measured in the mask's soft ring, where both show the same skin), so the mouth is not darker
   or tinted.
 - **Streaming and resumable**: the output's frames come from `ppgan.video.process_video` in
-  chunks (memory does not grow with the length). The job's input is a tiny "timeline" video made
-  once per (face, audio, fps) beside the output (`.<outfile>.w2l-<key>.mov`: N grey 64x64 frames
-  + the audio); the Wav2Lip stage draws frame k's face frame and mel window from the absolute
-  index k given by `reset(start_frame)`, so a killed job re-run with the same arguments continues
-  from the last finished chunk and writes what an uninterrupted run writes. The timeline file is
-  removed with the job's parts when the job succeeds or fails before finishing a chunk.
+  chunks, and the audio is decoded and turned into its mel spectrogram in 10 s blocks (exactly
+  the whole file's mel), so memory does not grow with the length (only the mel itself: 26 kB/s).
+  The job's input is a tiny "timeline" video made once per (face, audio, fps) beside the output
+  (`.<outfile>.w2l-<key>.mov`: N grey 64x64 frames + the audio); the Wav2Lip stage draws frame
+  k's face frame and mel window from the absolute index k given by `reset(start_frame)`, so a
+  killed job re-run with the same arguments continues from the last finished chunk and writes
+  what an uninterrupted run writes. The timeline file is removed with the job's parts when the
+  job succeeds or fails before finishing a chunk.
 - **Out of memory** in the model: the batch is halved and the batch retried (logged), down to 1.
+- **Precision**: fp16 autocast on CUDA by default, fp32 on a CPU; `half='bf16'` (CLI
+  `--precision bf16`) runs autocast bf16 in channels-last, several times faster on CPUs with AMX
+  (Sapphire Rapids and later), within about 1/255 of fp32 on average.
 
 Bad input (one error line from the CLI, non-zero exit, nothing written): a missing or unreadable
-face or audio file, audio that is empty, silent (peak below -80 dBFS) or shorter than one frame,
+face or audio file, audio that is empty, silent (peak below -80 dBFS) or shorter than one frame
+(audio under 0.2 s, one Wav2Lip window, is padded with silence),
 a face video where no face is found, a face file that is neither an image nor a video.
 """
 import contextlib
@@ -51,7 +59,7 @@ import torch
 from ..utils.errors import CheckpointError, ConfigError, PPGANError
 from ..utils.inference import is_out_of_memory
 from ..video import FrameStage
-from .base_predictor import OOM_ERRORS, BasePredictor, log
+from .base_predictor import OOM_ERRORS, BasePredictor
 
 WAV2LIP_WEIGHT_URL = "https://paddlegan.bj.bcebos.com/models/wav2lip_hq.pdparams"
 IMG_SIZE = 96
@@ -85,18 +93,61 @@ def missing_ranges(flags, fps):
     return runs, text
 
 
+# ---- audio ---------------------------------------------------------------------------------------
+
+def stream_mel(blocks):
+    """`melspectrogram` of the concatenated audio `blocks` (mono float32 at 16 kHz, as
+    `ppgan.video.audio.iter_audio` yields them), computed segment by segment so that only one block
+    of samples (plus a 600-sample overlap) is in memory: each segment's columns whose STFT window
+    (and pre-emphasis) lies inside it are the whole signal's columns. Returns (mel float32
+    [80, 1 + n // 200] or None when there are too few samples, n samples, peak |sample|)."""
+    from ..utils.audio import AUDIO_CONFIG, hop_size, melspectrogram
+
+    hop, pad = hop_size(AUDIO_CONFIG), AUDIO_CONFIG.n_fft // 2
+    margin = -(-(pad + 1) // hop) * hop  # samples before a column's window start: pad + 1 (pre-emphasis), whole hops
+    buf, a, n, peak, done, cols = np.zeros(0, np.float32), 0, 0, 0.0, 0, []
+    for block in blocks:
+        block = np.asarray(block, np.float32)
+        if block.size == 0:
+            continue
+        if not np.isfinite(block).all():
+            raise PPGANError("the audio contains NaN or infinite samples")
+        n += block.size
+        peak = max(peak, float(block.max()), -float(block.min()))
+        buf = np.concatenate([buf, block])
+        b = a + buf.size
+        end = (b - pad) // hop + 1  # columns whose window ends inside [a, b)
+        if end - done >= 64 and buf.size > pad:
+            mel = melspectrogram(buf)
+            cols.append(mel[:, done - a // hop:end - a // hop].astype(np.float32))
+            done = end
+            new_a = max(0, done * hop - margin)
+            buf, a = buf[new_a - a:].copy(), new_a
+    if buf.size <= pad:  # (empty, or too short for one STFT frame: the caller says which)
+        return None, n, peak
+    mel = melspectrogram(buf)  # the rest: its end is the signal's end, reflected the same way
+    cols.append(mel[:, done - a // hop:].astype(np.float32))
+    return np.concatenate(cols, axis=1), n, peak
+
+
 # ---- blending ----------------------------------------------------------------------------------
+
+def inset_rect_mask(h, w, feather, top=0):
+    """Feathered mask (h, w) of the rectangle from row `top` down, inset so that the blur (radius
+    `feather`) ends just inside the border: exactly 0 on every border pixel."""
+    from ..faceutils.masks import feather_mask
+
+    f = max(1, int(round(feather)))
+    e = f + 1  # the kernel reaches f pixels: the hard rectangle stops f + 1 from the border
+    hard = np.zeros((h, w), np.float32)
+    hard[max(top, e):max(h - e, top + 1), e:max(w - e, e + 1)] = 1.0
+    return feather_mask(hard, f)
+
 
 def lower_half_mask(h, w, feather=None):
     """Feathered mask (h, w) of the lower half of a face box: 1 over the mouth and jaw, falling
     smoothly to exactly 0 at the box border and above the middle."""
-    from ..faceutils.masks import feather_mask
-
-    f = max(1, int(round(0.1 * min(h, w) if feather is None else feather)))
-    hard = np.zeros((h, w), np.float32)
-    e = f + 1  # the kernel reaches f pixels: the hard rectangle stops f + 1 from the border
-    hard[max(h // 2, e):max(h - e, h // 2 + 1), e:max(w - e, e + 1)] = 1.0
-    return feather_mask(hard, f)
+    return inset_rect_mask(h, w, 0.1 * min(h, w) if feather is None else feather, top=h // 2)
 
 
 def color_match(gen, orig, mask, max_gain=2.0):
@@ -173,7 +224,7 @@ class FaceFrames:
             return
         self.n = info.n_frames
         frame_bytes = info.width * info.height * 3
-        self.block = block or int(np.clip((128 << 20) // max(1, frame_bytes), 8, 64))
+        self.block = block or int(np.clip((64 << 20) // max(1, frame_bytes), 8, 64))
         self.cache = {}
         self.it = None
         self.pos = 0  # index of the frame self.it yields next
@@ -215,11 +266,61 @@ class FaceFrames:
         return self.cache[idx]
 
 
+class FastDetector:
+    """A face detector run on every `every`-th frame of a video (and its last, `n_frames` - 1), on
+    frames shrunk so their longer side is at most `max_side` pixels (None: as they are); boxes and
+    landmarks come back in full-frame pixels. The frames in between get no detection: the tracker
+    fills those one-frame gaps by interpolation. Its `identity` includes both settings, so the
+    face-track cache keeps one entry per setting."""
+
+    def __init__(self, detector, every=1, max_side=None, n_frames=None):
+        self.detector, self.every, self.max_side, self.n_frames = detector, int(every), max_side, n_frames
+        self.next = 0  # index of the next frame `detect` gets (frames come in order, from 0)
+
+    @property
+    def identity(self):
+        ident = getattr(self.detector, "identity", None)
+        if not ident or (self.every == 1 and not self.max_side):
+            return ident
+        return f"{ident}|every={self.every}|max_side={self.max_side}"
+
+    @property
+    def has_landmarks(self):
+        return self.detector.has_landmarks
+
+    def detect(self, images):
+        from ..faceutils import Face
+
+        out, todo = [[] for _ in images], []
+        for i, img in enumerate(images):
+            k = self.next + i
+            if k % self.every == 0 or k == (self.n_frames or 0) - 1:
+                todo.append(i)
+        self.next += len(images)
+        if not todo:
+            return out
+        small, scales = [], []
+        for i in todo:
+            img = images[i]
+            s = 1.0 if not self.max_side else min(1.0, self.max_side / max(img.shape[:2]))
+            if s < 1.0:
+                img = cv2.resize(img, (max(1, round(img.shape[1] * s)), max(1, round(img.shape[0] * s))),
+                                 interpolation=cv2.INTER_AREA)
+            small.append(img)
+            scales.append(s)
+        for i, s, faces in zip(todo, scales, self.detector.detect(small)):
+            out[i] = [f if s == 1.0 else
+                      Face(np.asarray(f.box, np.float32) / s, f.score,
+                           None if f.landmarks is None else np.asarray(f.landmarks, np.float32) / s)
+                      for f in faces]
+        return out
+
+
 # ---- the video stage -----------------------------------------------------------------------------
 
 class Wav2LipStage(FrameStage):
     """The lip-sync step of `process_video` over the timeline video: for output frame k (absolute,
-    from `reset(start_frame)`) it takes face frame `frame_map(k)`, its box, and mel window k, runs
+    from `reset(start_frame)`) it takes face frame `pingpong_index(k, n)`, its box and mel window k, runs
     Wav2Lip on batches, and returns the blended frames (the timeline's own frames are ignored)."""
 
     label = "wav2lip"
@@ -280,6 +381,10 @@ class Wav2LipPredictor(BasePredictor):
         face_detector (str): 'mtcnn' (default, offline), 'sfd', 'blazeface', 'mediapipe', 'haar'.
         face_enhancement (bool): not available (an error when True).
         face_index (int | None): track id of the face to animate (None: the most frequent face).
+        detect_every (int): run the face detector on every n-th frame only (the tracker interpolates
+            the boxes in between). Default: 1 (every frame).
+        detect_size (int | None): detect on frames shrunk to this longer side (faster; faces must
+            stay >= ~20 pixels). Default: None (full size).
         model (str): catalogue name used when `checkpoint_path` is None ('wav2lip-hq' or 'wav2lip').
         mask (str): 'auto' (the face mesh on CUDA when it loads, else box), 'mesh' or 'box'.
         color_match (bool): match the generated mouth's colour to the frame's. Default: True.
@@ -290,7 +395,8 @@ class Wav2LipPredictor(BasePredictor):
 
     def __init__(self, checkpoint_path=None, static=False, fps=25, pads=(0, 10, 0, 0), face_det_batch_size=16,
                  wav2lip_batch_size=128, resize_factor=1, crop=(0, -1, 0, -1), box=(-1, -1, -1, -1), rotate=False,
-                 nosmooth=False, face_detector="mtcnn", face_enhancement=False, face_index=None, model="wav2lip-hq",
+                 nosmooth=False, face_detector="mtcnn", face_enhancement=False, face_index=None, detect_every=1,
+                 detect_size=None, model="wav2lip-hq",
                  mask="auto", color_match=True, chunk_seconds=10.0, crf=18, resume=True, device="auto", half=None,
                  verbose=True, net=None):
         super().__init__(device=device, half=half, verbose=verbose)
@@ -305,6 +411,12 @@ class Wav2LipPredictor(BasePredictor):
         self.rotate, self.nosmooth = bool(rotate), bool(nosmooth)
         self.face_detector = str(face_detector)
         self.face_index = None if face_index is None else int(face_index)
+        self.detect_every = int(detect_every)
+        self.detect_size = None if not detect_size else int(detect_size)
+        if self.detect_every < 1:
+            raise ConfigError(f"detect_every must be at least 1, got {detect_every}")
+        if self.detect_size is not None and self.detect_size < 32:
+            raise ConfigError(f"detect_size must be at least 32 pixels, got {detect_size}")
         self.mask, self.color_match = str(mask), bool(color_match)
         self.chunk_seconds, self.crf, self.resume = chunk_seconds, int(crf), bool(resume)
         if not self.fps > 0:
@@ -438,14 +550,13 @@ class Wav2LipPredictor(BasePredictor):
         mesh = self._face_mesh()
         if mesh is not None:
             from ..faceutils import Face
-            from ..faceutils.alignment import feathered_rect
             from ..faceutils.masks import lower_face_mask
 
             pts = mesh.landmarks(frame, [Face(np.array(box, np.float32), 1.0, None)])
             if pts:
                 f = max(1, int(round(0.08 * min(h, w))))
                 m = lower_face_mask(pts[0][:, :2] - np.array([x1, y1], np.float32), (h, w), feather=f)
-                return m * feathered_rect((h, w), f)
+                return m * inset_rect_mask(h, w, f)
         return lower_half_mask(h, w)
 
     def paste(self, frame, pred, box):
@@ -456,20 +567,25 @@ class Wav2LipPredictor(BasePredictor):
 
     # -- inputs -----------------------------------------------------------------------------------
     def _read_audio(self, audio, fps):
-        from ..utils.audio import melspectrogram
-        from ..video.audio import read_audio
+        from ..video.audio import iter_audio
 
-        wav = np.asarray(read_audio(audio, SAMPLE_RATE), np.float32)
-        if wav.size == 0:
+        try:
+            mel, n, peak = stream_mel(iter_audio(audio, SAMPLE_RATE, block_seconds=10.0))
+        except PPGANError as e:
+            if str(audio) in str(e):
+                raise
+            raise PPGANError(f"audio {audio}: {e}") from None
+        if n == 0:
             raise PPGANError(f"audio {audio} is empty")
-        seconds = Fraction(wav.size, SAMPLE_RATE)
+        seconds = Fraction(n, SAMPLE_RATE)
         n_out = int(round(seconds * fps))
         if seconds * fps < 1:
             raise PPGANError(f"audio {audio} is {float(seconds):.3f} s long, shorter than one frame at "
                              f"{float(fps):g} fps")
-        if not np.isfinite(wav).all() or float(np.abs(wav).max()) < SILENCE_PEAK:
+        if peak < SILENCE_PEAK:
             raise PPGANError(f"audio {audio} is silent (peak below -80 dBFS): nothing to lip-sync")
-        mel = np.asarray(melspectrogram(wav), np.float32)
+        if mel is None:
+            raise PPGANError(f"audio {audio} is too short for a spectrogram ({n} samples at 16 kHz)")
         if not np.isfinite(mel).all():
             raise PPGANError(f"audio {audio}: its mel spectrogram is not finite")
         if mel.shape[1] < MEL_STEP:  # under 0.2 s: the one window is padded with silence
@@ -505,19 +621,19 @@ class Wav2LipPredictor(BasePredictor):
             self._log("[ppgan] using the given face box instead of face detection")
             return [(x1, y1, x2, y2)] * n
         if image is not None:
-            found = [self._detector().detect([image])[0]]
-            raw = [[f.box for f in found[0]]]
-            pick = 0 if self.face_index is None else self.face_index
-            chosen = [raw[0][pick] if pick < len(raw[0]) else None]
-            if not raw[0]:
+            found = FastDetector(self._detector(), 1, self.detect_size).detect([image])[0]
+            pick = 0 if self.face_index is None else self.face_index  # by descending score
+            if not found:
                 raise PPGANError(f"no face found in {face}; give the face box with --box")
-            if chosen[0] is None:
-                raise ConfigError(f"--face_index {pick}: only {len(raw[0])} face(s) in {face}")
+            if pick >= len(found):
+                raise ConfigError(f"--face_index {pick}: only {len(found)} face(s) in {face}")
+            chosen = [found[pick].box]
             src_shape = image.shape
         else:
             from ..faceutils import track_faces
 
-            track = track_faces(face, self._detector(), batch_size=self.face_det_batch_size,
+            detector = FastDetector(self._detector(), self.detect_every, self.detect_size, info.n_frames)
+            track = track_faces(face, detector, batch_size=self.face_det_batch_size,
                                 smooth=1 if self.nosmooth else None, progress=self.verbose)
             if track.from_cache:
                 self._log(f"[ppgan] face tracks from the cache ({track.cache_path})")
@@ -630,7 +746,7 @@ class Wav2LipPredictor(BasePredictor):
         mel, n_out, seconds = self._read_audio(audio, fps)
         boxes = self._boxes(face, info, image)
         frames = FaceFrames(face, info, image=image, transform=self._transform())
-        n_face = frames.n
+        frames.n = n_face = min(frames.n, len(boxes))  # the frames the tracker decoded (the header may promise more)
         if image is None and n_out > n_face:
             self._log(f"[ppgan] the audio ({float(seconds):.2f} s) is longer than the video "
                       f"({n_face} frames): looping the video forwards and backwards")
@@ -638,13 +754,13 @@ class Wav2LipPredictor(BasePredictor):
         if any(missing):
             _, text = missing_ranges(missing, fps)
             self._log(f"[ppgan] no face in {sum(missing)} of {n_out} output frames, passed through unchanged: {text}")
-        det = "box" if self.box != (-1, -1, -1, -1) else self.face_detector
+        det = "box" if self.box != (-1, -1, -1, -1) else \
+            f"{self.face_detector}|every={self.detect_every}|max_side={self.detect_size}"
         stage = Wav2LipStage(self, frames, boxes, mel, fps, n_out, self.stage_identity(face, det))
         created = missing_dirs(os.path.dirname(os.path.abspath(outfile)))
         parts = os.path.abspath(outfile) + ".ppgan-parts"
-        ok = False
+        ok, timeline = False, None
         try:
-            timeline = None
             timeline = self._timeline(face, audio, outfile, fps, n_out)
             result = process_video(timeline, outfile, [stage], batch_size=min(self.wav2lip_batch_size, 32),
                                    chunk_seconds=self.chunk_seconds, crf=self.crf, resume=self.resume,
@@ -666,4 +782,4 @@ class Wav2LipPredictor(BasePredictor):
 
 
 __all__ = ["Wav2LipPredictor", "Wav2LipStage", "FaceFrames", "blend_face", "color_match", "lower_half_mask",
-           "pingpong_index", "WAV2LIP_WEIGHT_URL", "log"]
+           "pingpong_index", "FastDetector", "stream_mel", "WAV2LIP_WEIGHT_URL"]

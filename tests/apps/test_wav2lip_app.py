@@ -346,6 +346,8 @@ def bad_inputs(d, video):
         (video, str(img), "face.png"),  # an image given as the audio
         (video, str(d / "missing.wav"), "missing.wav"),
         (str(d / "missing.mp4"), speech_wav, "missing.mp4"),
+        (speech_wav, speech_wav, "ok.wav"),  # audio only, given as the face
+        (video, speech_wav, "extension", "out"),  # an output name without a container
     ]
 
 
@@ -356,16 +358,16 @@ def bad_cases(media):
     return bad_inputs(d, media["video"])
 
 
-@pytest.mark.parametrize("case", range(9))
+@pytest.mark.parametrize("case", range(11))
 def test_bad_input_one_line_no_output(bad_cases, tmp_path, case, capsys, monkeypatch):
     sys.path.insert(0, os.path.join(ROOT, "applications", "tools"))
     import importlib
 
     from ppgan.apps import wav2lip_predictor as module
 
-    face, audio, word = bad_cases[case]
+    face, audio, word, *name = bad_cases[case]
     tool = importlib.import_module("wav2lip")
-    out = tmp_path / "res" / "out.mp4"
+    out = tmp_path / "res" / (name[0] if name else "out.mp4")
     orig = module.Wav2LipPredictor.__init__
 
     def tiny(self, *a, **kw):  # the tool as is, with the tiny net instead of loading weights
@@ -503,3 +505,67 @@ def test_bf16_on_cpu_matches_fp32():
     assert half.precision == "bf16" and half._channels_last
     assert got.shape == ref.shape == (4, 96, 96, 3)
     assert np.abs(got - ref).mean() < 1.5 and np.abs(got - ref).max() < 20  # seen: 0.70, 8.3 (of 255)
+
+
+@pytest.mark.parametrize("every,max_side", [(3, None), (2, 200), (1, 160)])
+def test_fast_detection_close_to_full(tmp_path, monkeypatch, every, max_side):
+    """Detection on every n-th frame and/or on shrunk frames: the tracked boxes stay close to
+    the full detection's, every frame (the last included) has a box, and the detector sees
+    fewer (or smaller) frames."""
+    from ppgan.apps.wav2lip_predictor import FastDetector
+    from ppgan.faceutils import FaceDetector, track_faces
+    from ppgan.faceutils.boxes import box_iou
+
+    monkeypatch.setenv("PPGAN_HOME", str(tmp_path / "home"))
+    video = write_video(tmp_path / "v.mp4", face_frames(25, (320, 240)))
+    base = FaceDetector("haar")
+    full = track_faces(video, base, smooth=1)
+    seen = []
+    real = base.detect
+    monkeypatch.setattr(base, "detect", lambda imgs: seen.extend(i.shape for i in imgs) or real(imgs))
+    fast = track_faces(video, FastDetector(base, every, max_side, 25), smooth=1)
+    assert not fast.from_cache and fast.cache_path != full.cache_path or every == 1 and max_side is None
+    assert len(seen) == len(range(0, 25, every)) + (24 % every != 0)
+    if max_side:
+        assert all(max(s[:2]) <= max_side for s in seen)
+    a, b = full.boxes(full.main_track_id()), fast.boxes(fast.main_track_id())
+    assert not np.isnan(b).any()
+    ious = [box_iou(x[None], y[None])[0, 0] for x, y in zip(a, b)]
+    assert np.median(ious) > 0.7, ious
+
+
+def test_detect_every_end_to_end(media, tmp_path):
+    pred = predictor(detect_every=4, detect_size=120)
+    out = pred.run(media["video"], media["speech_short"], str(tmp_path / "o.mp4"))
+    check_output(out, 1.0)
+    assert pred.last_result["missing_frames"] == 0
+
+
+@pytest.mark.slow
+def test_mesh_mask_blends_the_lower_face(media, tmp_path):
+    """mask='mesh': the blend region is the face mesh's lower face (0 on the box border too)."""
+    img = face_frames(1, (320, 240))[0]
+    path = str(tmp_path / "face.png")
+    cv2.imwrite(path, img[..., ::-1])
+    audio = write_wav(tmp_path / "a.wav", speech(0.25, sr=16000), sr=16000)
+    pred = predictor(mask="mesh")
+    out = pred.run(path, audio, str(tmp_path / "out.mp4"))
+    check_output(out, 0.25, fps=Fraction(25), size=(320, 240))
+    assert pred._mesh is not None
+    box = pred._boxes(path, None, img)[0]
+    m = pred.face_mask(img, box)
+    assert m.max() > 0.9 and m[0].max() == 0 and m[-1].max() == 0 and m[:, 0].max() == 0 and m[:, -1].max() == 0
+    assert m[: m.shape[0] // 3].max() < 0.05  # the eyes are not touched
+
+
+@pytest.mark.parametrize("n,block", [(16000 * 7 + 123, 1000), (16000 * 7 + 123, 16000), (5000, 3333), (401, 100)])
+def test_streamed_mel_equals_whole_file_mel(n, block):
+    """The app computes the mel block by block (memory flat in the audio's length): the columns are
+    exactly PaddleGAN's `melspectrogram` of the whole waveform."""
+    from ppgan.apps.wav2lip_predictor import stream_mel
+    from ppgan.utils.audio import melspectrogram
+
+    x = (np.random.RandomState(n).randn(n) * 0.1).astype(np.float32)
+    mel, count, peak = stream_mel(x[i:i + block] for i in range(0, n, block))
+    assert count == n and peak == np.abs(x).max()
+    assert np.array_equal(mel, melspectrogram(x).astype(np.float32))
