@@ -29,7 +29,7 @@ def main(argv=None):
     p.add_argument("--checkpoint_path", default=None,
                    help="Wav2Lip weights (.pdparams or ours); default: the catalogue's --model")
     p.add_argument("--model", default="wav2lip-hq", help="catalogue name when no --checkpoint_path "
-                                                         "(wav2lip-hq, wav2lip)")
+                                                         "(default wav2lip-hq, PaddleGAN's published weights)")
     p.add_argument("--face", required=True, help="video or image with the face")
     p.add_argument("--audio", required=True, help="audio (or video with audio) in any format ffmpeg reads")
     p.add_argument("--outfile", default="results/result_voice.mp4",

@@ -385,7 +385,8 @@ class Wav2LipPredictor(BasePredictor):
             the boxes in between). Default: 1 (every frame).
         detect_size (int | None): detect on frames shrunk to this longer side (faster; faces must
             stay >= ~20 pixels). Default: None (full size).
-        model (str): catalogue name used when `checkpoint_path` is None ('wav2lip-hq' or 'wav2lip').
+        model (str): catalogue name used when `checkpoint_path` is None (default 'wav2lip-hq',
+            the weights PaddleGAN publishes).
         mask (str): 'auto' (the face mesh on CUDA when it loads, else box), 'mesh' or 'box'.
         color_match (bool): match the generated mouth's colour to the frame's. Default: True.
         chunk_seconds (float), crf (int), resume (bool): video job settings (`process_video`).

@@ -214,7 +214,8 @@ def feathered_rect(shape, feather):
     if f <= 0:
         mask[:] = 1.0
         return mask
-    mask[f:h - f, f:w - f] = 1.0
+    # the blur reaches f pixels: a rectangle inset by f + 1 leaves exactly 0 on the border pixels
+    mask[f + 1:h - f - 1, f + 1:w - f - 1] = 1.0
     return feather_mask(mask, f)
 
 

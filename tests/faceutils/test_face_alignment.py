@@ -213,3 +213,12 @@ def test_paste_back_keeps_float_and_gray_images_and_checks_the_mask(astronaut):
     assert np.array_equal(gray, before)  # the input is not modified
     with pytest.raises(ConfigError, match="mask is 64x64, the crop 128x128"):
         paste_back(gray, crop, M, mask=np.ones((64, 64), np.float32))
+
+
+@pytest.mark.parametrize("shape, feather", [((64, 64), 4), ((40, 90), 7), ((256, 256), 16)])
+def test_feathered_rect_is_exactly_zero_on_the_border(shape, feather):
+    from ppgan.faceutils.alignment import feathered_rect
+
+    m = feathered_rect(shape, feather)
+    assert m[0].max() == 0 and m[-1].max() == 0 and m[:, 0].max() == 0 and m[:, -1].max() == 0
+    assert m[shape[0] // 2, shape[1] // 2] == pytest.approx(1.0, abs=1e-6)
