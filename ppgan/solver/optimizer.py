@@ -25,7 +25,7 @@ def _fused(params, fused):
 def Adam(params, learning_rate, beta1=0.9, beta2=0.999, epsilon=1e-8, weight_decay=0.0, amsgrad=False,
          fused="auto"):
     params, fused = _fused(params, fused)
-    return torch.optim.Adam(params, lr=learning_rate, betas=(beta1, beta2), eps=epsilon,
+    return torch.optim.Adam(params, lr=learning_rate, betas=(float(beta1), float(beta2)), eps=epsilon,
                             weight_decay=weight_decay or 0.0, amsgrad=amsgrad, fused=fused or None)
 
 
@@ -33,7 +33,7 @@ def Adam(params, learning_rate, beta1=0.9, beta2=0.999, epsilon=1e-8, weight_dec
 def AdamW(params, learning_rate, beta1=0.9, beta2=0.999, epsilon=1e-8, weight_decay=0.01, amsgrad=False,
           fused="auto"):
     params, fused = _fused(params, fused)
-    return torch.optim.AdamW(params, lr=learning_rate, betas=(beta1, beta2), eps=epsilon,
+    return torch.optim.AdamW(params, lr=learning_rate, betas=(float(beta1), float(beta2)), eps=epsilon,
                              weight_decay=weight_decay, amsgrad=amsgrad, fused=fused or None)
 
 

@@ -61,3 +61,14 @@ def test_gradient_clipping(kind, value):
         assert step.norm().item() == pytest.approx(1.0, rel=1e-5)
     else:
         assert torch.allclose(step, torch.tensor([0.1, -0.1, 0.05, 0.0]))
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+@pytest.mark.parametrize("beta1, beta2", [(0, 0.99), (0, 0.9), (0.5, 0.999)])
+def test_integer_betas_from_yaml_are_accepted(name, beta1, beta2):
+    """StyleGAN2 configs write `beta1: 0` (an int in YAML); torch wants floats."""
+    from ppgan.solver import build_optimizer
+
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = build_optimizer({"name": name, "beta1": beta1, "beta2": beta2}, [p], learning_rate=1e-3)
+    assert opt.param_groups[0]["betas"] == (float(beta1), float(beta2))
