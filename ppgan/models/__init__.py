@@ -15,7 +15,10 @@ from .edvr_model import EDVRModel
 from .basicvsr_model import BasicVSRModel
 
 __all__ += ["BaseSRModel", "RCANModel", "ESRGAN", "EDVRModel", "BasicVSRModel"]
-from .wav2lip_model import SyncNetModel, Wav2LipModel, Wav2LipModelHq  # noqa: F401,E402
-from .firstorder_model import FirstOrderModel, FirstOrderModelMobile  # noqa: F401,E402
-from .styleganv2_model import StyleGAN2Model  # noqa: F401,E402 (issue 15)
-from .progressive_gan_model import ProgressiveGAN  # noqa: F401,E402 (issue 15)
+from .wav2lip_model import SyncNetModel, Wav2LipModel, Wav2LipModelHq
+from .firstorder_model import FirstOrderModel, FirstOrderModelMobile
+from .styleganv2_model import StyleGAN2Model
+from .progressive_gan_model import ProgressiveGAN
+
+__all__ += ["SyncNetModel", "Wav2LipModel", "Wav2LipModelHq", "FirstOrderModel", "FirstOrderModelMobile",
+            "StyleGAN2Model", "ProgressiveGAN"]

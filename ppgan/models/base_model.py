@@ -37,6 +37,30 @@ class BaseModel:
         self.distributed = False    # gradients are all-reduced in optimizer_step when True
         self.compiled_cudagraphs = False  # nets compiled as CUDA graphs (set by the trainer)
 
+    def check_param_keys(self, known):
+        """ConfigError (with a 'did you mean') for a `model.params` key not in `known`."""
+        unknown = sorted(set(self.params) - set(known))
+        if unknown:
+            from ..utils.errors import closest
+
+            hint = closest(unknown[0], known)
+            raise ConfigError(f"unknown key 'model.params.{unknown[0]}'"
+                              + (f"; did you mean {', '.join(hint)}?" if hint else ""))
+
+    def image_batch(self, input, image_key=None):
+        """The image tensor of an unconditional GAN's batch, on the model's device: `input[image_key]`,
+        default 'img' (ours), else 'A' (PaddleGAN's single-image datasets); a bare tensor or a
+        (tensor, ...) sequence is taken as the images."""
+        if isinstance(input, (list, tuple)):
+            input = input[0]
+        if not isinstance(input, dict):
+            input = {"img": input}
+        key = image_key or ("img" if "img" in input else "A")
+        if key not in input:
+            raise ConfigError(f"{type(self).__name__}: the batch has no '{key}' images (it has "
+                              f"{', '.join(map(str, input))}); set model.image_key")
+        return input[key].to(self.device, non_blocking=True)
+
     # ---- runtime -------------------------------------------------------------------------
     def setup_runtime(self, device=None, scaler=None, distributed=False):
         if device is not None:

@@ -33,7 +33,6 @@ from .base_model import BaseModel
 from .builder import MODELS
 from .criterions.perceptual_loss import PADDLEGAN_VGG_URL, PerceptualVGG
 from .discriminators.builder import build_discriminator
-from .discriminators.discriminator_firstorder import FirstOrderDiscriminator  # noqa: F401 (registered)
 from .generators.builder import build_generator
 
 # VGG19 `features` indices after relu1_1, relu2_1, relu3_1, relu4_1, relu5_1: the ends of the five

@@ -34,13 +34,7 @@ class GANModel(BaseModel):
 
     def __init__(self, generator, discriminator=None, gan_criterion=None, params=None):
         super().__init__(params)
-        unknown = set(self.params) - set(PARAM_KEYS)
-        if unknown:
-            from ..utils.errors import ConfigError, closest
-
-            key = sorted(unknown)[0]
-            hint = closest(key, PARAM_KEYS)
-            raise ConfigError(f"unknown key 'model.params.{key}'" + (f"; did you mean {', '.join(hint)}?" if hint else ""))
+        self.check_param_keys(PARAM_KEYS)
         p = self.params
         self.disc_iters = int(p.get("disc_iters", 1))
         self.disc_start_iters = int(p.get("disc_start_iters", 0))

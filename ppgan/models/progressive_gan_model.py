@@ -22,7 +22,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from ..utils.errors import ConfigError, closest
+from ..utils.errors import ConfigError
 from .base_model import BaseModel
 from .builder import MODELS
 from .criterions.builder import build_criterion
@@ -79,11 +79,7 @@ class ProgressiveGAN(BaseModel):
 
     def __init__(self, generator, discriminator=None, gan_criterion=None, params=None, image_key=None):
         super().__init__(params)
-        unknown = set(self.params) - set(PARAM_KEYS)
-        if unknown:
-            key = sorted(unknown)[0]
-            hint = closest(key, PARAM_KEYS)
-            raise ConfigError(f"unknown key 'model.params.{key}'" + (f"; did you mean {', '.join(hint)}?" if hint else ""))
+        self.check_param_keys(PARAM_KEYS)
         p = self.params
         self.fade_iters = int(p.get("fade_iters", 600))
         self.stable_iters = int(p.get("stable_iters", 600))
@@ -135,15 +131,7 @@ class ProgressiveGAN(BaseModel):
 
     # ---- inputs ---------------------------------------------------------------------------
     def setup_input(self, input):
-        if isinstance(input, (list, tuple)):
-            input = input[0]
-        if not isinstance(input, dict):
-            input = {"img": input}
-        key = self.image_key or ("img" if "img" in input else "A")
-        if key not in input:
-            raise ConfigError(f"ProgressiveGAN: the batch has no '{key}' images (it has {', '.join(map(str, input))}); "
-                              "set model.image_key")
-        self.real = input[key].to(self.device, non_blocking=True)
+        self.real = self.image_batch(input, self.image_key)
 
     # ---- training -------------------------------------------------------------------------
     def train_iter(self, optimizers=None):

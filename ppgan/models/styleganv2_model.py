@@ -30,7 +30,7 @@ import random
 
 import torch
 
-from ..utils.errors import ConfigError, closest
+from ..utils.errors import ConfigError
 from .augment import build_augment
 from .base_model import BaseModel
 from .builder import MODELS
@@ -87,11 +87,7 @@ class StyleGAN2Model(BaseModel):
                  r1_reg_weight=10.0, path_reg_weight=2.0, path_batch_shrink=2.0, params=None,
                  max_eval_steps=50000, augment=None, image_key=None):
         super().__init__(params)
-        unknown = set(self.params) - set(PARAM_KEYS)
-        if unknown:
-            key = sorted(unknown)[0]
-            hint = closest(key, PARAM_KEYS)
-            raise ConfigError(f"unknown key 'model.params.{key}'" + (f"; did you mean {', '.join(hint)}?" if hint else ""))
+        self.check_param_keys(PARAM_KEYS)
         p = self.params
         self.gen_iters = int(p.get("gen_iters", 4))
         self.disc_iters = int(p.get("disc_iters", 16))
@@ -180,15 +176,7 @@ class StyleGAN2Model(BaseModel):
 
     # ---- inputs ---------------------------------------------------------------------------
     def setup_input(self, input):
-        if isinstance(input, (list, tuple)):
-            input = input[0]
-        if not isinstance(input, dict):
-            input = {"img": input}
-        key = self.image_key or ("img" if "img" in input else "A")
-        if key not in input:
-            raise ConfigError(f"StyleGAN2Model: the batch has no '{key}' images (it has {', '.join(map(str, input))}); "
-                              "set model.image_key")
-        self.real = input[key].to(self.device, non_blocking=True)
+        self.real = self.image_batch(input, self.image_key)
 
     def make_noise(self, batch, num_noise=1):
         """`num_noise` z batches [batch, num_style_feat] (a tensor when 1, else a list)."""
