@@ -176,7 +176,10 @@ class LPIPS(nn.Module):
         if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
             raise CheckpointError(f"{lin.path}: LPIPS linear layers for '{self.pnet_type}' need {len(own)} "
                                   f"entries shaped {[tuple(v.shape) for v in own.values()]}; the file does not fit")
-        self.load_state_dict(state, strict=False)
+        targets = dict(self.named_parameters())
+        with torch.no_grad():  # names and shapes checked above: copy the linear layers in place
+            for k, v in state.items():
+                targets[k].copy_(v)
 
     def train(self, mode=True):  # always eval: dropout off, the metric is fixed
         return super().train(False)

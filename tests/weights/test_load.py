@@ -245,6 +245,7 @@ def test_file_sha256_is_cached_per_file_version(tmp_path, monkeypatch):
 ALLOWED_STATE_LOADS = {  # resume of our own checkpoints and the model's own API, not weight files
     "ppgan/engine/trainer.py", "ppgan/models/base_model.py", "ppgan/models/cycle_gan_model.py",
     "ppgan/models/wav2lip_model.py",  # restores its sync-loss weight beside the nets on resume
+    "ppgan/models/styleganv2_model.py",  # ...and StyleGAN2 its regularisation counters
 }
 
 
