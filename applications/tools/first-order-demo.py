@@ -28,7 +28,6 @@ vox-mobile.pdparams (--mobile_net), from the catalogue or --weight_path.
 
 def build_parser():
     from ppgan.apps import cli_args
-    from ppgan.apps.first_order_predictor import FACE_DETECTORS
 
     p = argparse.ArgumentParser(description=__doc__, epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,7 +47,7 @@ def build_parser():
     p.add_argument("--ratio", type=float, default=0.4,
                    help="with --multi_person: paste-disc radius as a fraction of the face crop's height "
                         "(default 0.4)")
-    p.add_argument("--face_detector", default="mtcnn", choices=list(FACE_DETECTORS),
+    p.add_argument("--face_detector", default="mtcnn", choices=list(cli_args.FACE_DETECTORS),
                    help="face detector (default mtcnn: packaged weights; PaddleGAN's default is sfd)")
     p.add_argument("--multi_person", action="store_true", help="animate every face, not only the largest")
     p.add_argument("--image_size", type=int, default=256, help="face crop size the nets see (256, or 512)")

@@ -29,7 +29,7 @@ def main(argv=None):
     cli_args.add_input_args(p)
     p.add_argument("--weight_path", default=None, help="photo2cartoon generator weights (.pdparams or .pth)")
     p.add_argument("--multi_person", action="store_true", help="cartoonise every face, not only the largest")
-    p.add_argument("--face_detector", default="mtcnn", choices=["mtcnn", "sfd", "blazeface", "mediapipe", "haar"],
+    p.add_argument("--face_detector", default="mtcnn", choices=list(cli_args.FACE_DETECTORS),
                    help="face detector (default mtcnn: packaged weights)")
     p.add_argument("--save_crops", action="store_true",
                    help="also write the aligned 256x256 photo and cartoon crops (PaddleGAN's p2c_photo / "

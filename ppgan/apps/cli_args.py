@@ -10,6 +10,10 @@ import re
 import sys
 
 
+# `ppgan.faceutils.DETECTORS`, spelled out so that a CLI's --help does not import torch
+FACE_DETECTORS = ("mtcnn", "sfd", "blazeface", "mediapipe", "haar")
+
+
 def add_input_args(p, what="image, folder, glob or video"):
     p.add_argument("--input", required=True, help=f"{what} to process")
     p.add_argument("--output", default="output", help="output folder (default: output)")

@@ -46,6 +46,7 @@ from ..utils.errors import CheckpointError, ConfigError, DatasetError, PPGANErro
 from ..utils.inference import is_out_of_memory
 from ..video import FrameStage
 from .base_predictor import OOM_ERRORS, BasePredictor, log
+from .cli_args import FACE_DETECTORS
 
 WEIGHT_BASE = "https://paddlegan.bj.bcebos.com/applications/first_order_model"
 # catalogue name -> PaddleGAN's published file (each holds {'generator': ..., 'kp_detector': ...})
@@ -75,7 +76,6 @@ VOX_MOBILE_CONFIG = {"model": {
                                                   "scale_factor": 0.25},
                           "mobile_net": True}}}}
 
-FACE_DETECTORS = ("mtcnn", "sfd", "blazeface", "mediapipe", "haar")
 
 
 class NoFaceError(PPGANError):

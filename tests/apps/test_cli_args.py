@@ -32,3 +32,10 @@ def test_bf16_precision_runs_a_predictor_on_cpu():
 
     pred = BasePredictor(device="cpu", half=_parse("--precision", "bf16").half, verbose=False)
     assert pred.precision == "bf16"
+
+
+def test_cli_face_detector_names_are_the_toolkits():
+    from ppgan.apps.cli_args import FACE_DETECTORS
+    from ppgan.faceutils import DETECTORS
+
+    assert tuple(FACE_DETECTORS) == tuple(DETECTORS)
