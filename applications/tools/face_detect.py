@@ -49,9 +49,7 @@ def main(argv=None):
 
 
 def _run(args):
-    import logging
-
-    from ppgan.apps.cli_args import print_result
+    from ppgan.apps.cli_args import print_result, show_library_status
     from ppgan.apps.inputs import check_input_exists, collect_inputs
     from ppgan.faceutils.detection import detector_class
     from ppgan.utils.errors import ConfigError
@@ -61,13 +59,7 @@ def _run(args):
     check_input_exists(args.input)
     detector_class(args.detector)  # an unknown name is an error before any file is read
     mode, root, files = collect_inputs(args.input)
-    if not args.quiet:
-        lib_log = logging.getLogger("ppgan")
-        if not lib_log.handlers:
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter("[ppgan] %(message)s"))
-            lib_log.addHandler(handler)
-            lib_log.setLevel(logging.INFO)
+    show_library_status(args.quiet)
 
     from ppgan.faceutils import FaceDetector
 

@@ -82,15 +82,8 @@ def main(argv=None):
             raise PPGANError(f"--ratio must be > 0, got {args.ratio}")
         from ppgan.apps.first_order_predictor import FirstOrderPredictor
 
-        if not args.quiet:  # the library's status lines ("resuming ... at chunk 3 of 5") on stderr
-            import logging
-
-            lib_log = logging.getLogger("ppgan")
-            if not lib_log.handlers:
-                handler = logging.StreamHandler(sys.stderr)
-                handler.setFormatter(logging.Formatter("[ppgan] %(message)s"))
-                lib_log.addHandler(handler)
-                lib_log.setLevel(logging.INFO)
+        FirstOrderPredictor.read_inputs(args.source_image, args.driving_video)  # bad inputs before the weights
+        cli_args.show_library_status(args.quiet)
 
         pred = FirstOrderPredictor(output=args.output, weight_path=args.weight_path, config=args.config,
                                    relative=args.relative, adapt_scale=args.adapt_scale,

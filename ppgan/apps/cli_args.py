@@ -91,18 +91,24 @@ def print_result(result):
     return 0
 
 
-def run_predictor(pred, args):
-    """`pred.run` on the CLI's input / output flags; prints the result, returns the exit code.
-    Status messages of the library (e.g. 'resuming ... at chunk 3 of 5') go to stderr unless
-    --quiet."""
+def show_library_status(quiet=False):
+    """Send the library's status lines ('resuming ... at chunk 3 of 5') to stderr as `[ppgan] ...`,
+    unless `quiet` or a handler is already installed."""
     import logging
 
     lib_log = logging.getLogger("ppgan")
-    if not args.quiet and not lib_log.handlers:
+    if not quiet and not lib_log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("[ppgan] %(message)s"))
         lib_log.addHandler(handler)
         lib_log.setLevel(logging.INFO)
+
+
+def run_predictor(pred, args):
+    """`pred.run` on the CLI's input / output flags; prints the result, returns the exit code.
+    Status messages of the library (e.g. 'resuming ... at chunk 3 of 5') go to stderr unless
+    --quiet."""
+    show_library_status(args.quiet)
     result = pred.run_files(args.input, output_path=args.output_path, skip_existing=args.skip_existing,
                       video_options=video_options(args), progress=not args.quiet)
     return print_result(result)

@@ -518,23 +518,31 @@ class FirstOrderPredictor(BasePredictor):
         return best
 
     # -- the job --------------------------------------------------------------------------------
+    @classmethod
+    def read_inputs(cls, source_image, driving_video):
+        """(source photo HxWx3 uint8 RGB, the driving video's VideoInfo); a one-line error for a
+        video as the photo, an image as the driving video, or a missing / unreadable file. Needs no
+        weights: the CLI calls it before loading them."""
+        from ..utils.image import is_image_file
+        from ..video import VideoError, probe_video
+
+        source = cls.read_img(source_image)
+        driving_video = os.fspath(driving_video)
+        is_image = PPGANError(f"driving video {driving_video} is an image; --driving_video needs a video")
+        if is_image_file(driving_video) and os.path.isfile(driving_video):
+            raise is_image
+        try:
+            return source, probe_video(driving_video)
+        except VideoError as e:
+            if "is an image" in str(e):
+                raise is_image from None
+            raise
+
     def prepare(self, source_image, driving_video, progress=False):
         """Everything fixed before the first frame: (photo, faces with keypoints, VideoInfo).
         All input errors are raised here, before any output exists."""
-        from ..video import VideoError, probe_video
-        from ..utils.image import is_image_file
-
-        source = self.read_img(source_image)
+        source, info = self.read_inputs(source_image, driving_video)
         driving_video = os.fspath(driving_video)
-        if is_image_file(driving_video) and os.path.isfile(driving_video):
-            raise PPGANError(f"driving video {driving_video} is an image; --driving_video needs a video")
-        try:
-            info = probe_video(driving_video)
-        except VideoError as e:
-            if "is an image" in str(e):
-                raise PPGANError(f"driving video {driving_video} is an image; --driving_video needs a video") \
-                    from None
-            raise
         faces = self._faces(source, source_image)
         with torch.no_grad():
             for face in faces:

@@ -30,14 +30,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils.errors import CheckpointError, ConfigError, DatasetError
+from ..utils.errors import ConfigError, DatasetError
 from ..utils.visual import parse_min_max
 from .builder import METRICS
 
 INCEPTION_WEIGHT_NAME = "inception-fid"  # catalogue name (ppgan download inception-fid)
-INCEPTION_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
-INCEPTION_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
-                 "pt_inception-2015-12-05-6726825d.pth")
+INCEPTION_FILENAME = "pt_inception-2015-12-05-6726825d.pth"  # its cache file name (URL: the catalogue)
 NO_WEIGHTS = "deterministic"  # weight_path value: seeded random weights (tests only)
 FEATURE_DIM = 2048
 STATS_VERSION = 1  # bump when the preprocessing changes: old cache files then miss
@@ -340,23 +338,11 @@ def _seeded_init(net, seed=0):
 
 def inception_weight_file(weight_path=None):
     """The Inception weight file to use: `weight_path` (must exist), else the catalogue entry
-    `inception-fid` / the cache (`$PPGAN_HOME/weights/pt_inception-2015-12-05-6726825d.pth`).
+    `inception-fid` from the cache (`$PPGAN_HOME/weights/pt_inception-2015-12-05-6726825d.pth`).
     Nothing is downloaded here; the error names the file, the URL and the ways to get it."""
-    from ..weights import WEIGHTS, resolve_weight, weights_dir
+    from ..weights.resolve import local_weight
 
-    if weight_path:
-        path = os.path.abspath(os.path.expanduser(os.fspath(weight_path)))
-        if not os.path.isfile(path):
-            raise CheckpointError(f"Inception weight_path: no file at {path}")
-        return path
-    if INCEPTION_WEIGHT_NAME in WEIGHTS:
-        return resolve_weight(INCEPTION_WEIGHT_NAME, download=False)
-    path = os.path.join(weights_dir(), INCEPTION_FILENAME)
-    if os.path.isfile(path):
-        return path
-    raise CheckpointError(f"FID/KID need the Inception weights {INCEPTION_FILENAME} at {path}: download "
-                          f"{INCEPTION_URL} there (`ppgan download {INCEPTION_WEIGHT_NAME}`), or pass "
-                          f"--weight_path FILE")
+    return local_weight(INCEPTION_WEIGHT_NAME, weight_path, "Inception weight_path")
 
 
 _NETS = {}  # (weights identity, device) -> net, shared by FID and KID of one config

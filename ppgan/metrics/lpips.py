@@ -16,7 +16,6 @@ Weights come from two files: the backbone (torchvision's `vgg16-397923af.pth` /
 `lins_0.1_vgg.pdparams`, keys `<k>.model.1.weight`, also loads). Both are looked up in
 `$PPGAN_HOME/weights` unless given; `weight_path='deterministic'` builds seeded weights (tests).
 """
-import os
 import re
 
 import numpy as np
@@ -30,15 +29,8 @@ from ..utils.visual import parse_min_max
 from .builder import METRICS
 
 NO_WEIGHTS = "deterministic"
-TORCHVISION = "https://download.pytorch.org/models"
-LPIPS_RAW = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1"
-# net -> (backbone catalogue name, file, URL), (linear layers' catalogue name, file, URL)
-LPIPS_FILES = {
-    "vgg": (("vgg16-torchvision", "vgg16-397923af.pth", f"{TORCHVISION}/vgg16-397923af.pth"),
-            ("lpips-vgg", "lpips_v0.1_vgg.pth", f"{LPIPS_RAW}/vgg.pth")),
-    "alex": (("alexnet-torchvision", "alexnet-owt-7be5be79.pth", f"{TORCHVISION}/alexnet-owt-7be5be79.pth"),
-             ("lpips-alex", "lpips_v0.1_alex.pth", f"{LPIPS_RAW}/alex.pth")),
-}
+# net -> (backbone's catalogue name, linear layers' catalogue name); files and URLs are in the catalogue
+LPIPS_FILES = {"vgg": ("vgg16-torchvision", "lpips-vgg"), "alex": ("alexnet-torchvision", "lpips-alex")}
 CHANNELS = {"vgg": [64, 128, 256, 512, 512], "alex": [64, 192, 384, 256, 256]}
 TAPS = {"vgg": ["3", "8", "15", "22", "29"], "alex": ["1", "4", "7", "9", "11"]}
 
@@ -87,23 +79,6 @@ class NetLinLayer(nn.Module):
 
 def _normalize(feat, eps=1e-10):
     return feat / (feat.pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
-
-
-def _weight_file(what, name, filename, url, path):
-    from ..weights import WEIGHTS, resolve_weight, weights_dir
-
-    if path:
-        path = os.path.abspath(os.path.expanduser(os.fspath(path)))
-        if not os.path.isfile(path):
-            raise CheckpointError(f"LPIPS {what}: no file at {path}")
-        return path
-    if name in WEIGHTS:
-        return resolve_weight(name, download=False)
-    path = os.path.join(weights_dir(), filename)
-    if os.path.isfile(path):
-        return path
-    raise CheckpointError(f"LPIPS needs its {what} weights {filename} at {path}: download {url} there "
-                          f"(`ppgan download {name}`), or pass --weight_path FILE")
 
 
 def _lin_state(weights):
@@ -155,6 +130,7 @@ class LPIPS(nn.Module):
 
     def _load(self, weight_path, backbone_path):
         from ..weights import load, load_into
+        from ..weights.resolve import local_weight
 
         if weight_path == NO_WEIGHTS:
             gen = torch.Generator().manual_seed(0)
@@ -168,9 +144,9 @@ class LPIPS(nn.Module):
                     w = getattr(self, f"lin{k}").model[1].weight
                     w.copy_(torch.rand(w.shape, generator=gen) / w.shape[1])
             return
-        (bb_name, bb_file, bb_url), (lin_name, lin_file, lin_url) = LPIPS_FILES[self.pnet_type]
-        load_into(self.net, _weight_file("backbone", bb_name, bb_file, bb_url, backbone_path), subset=True)
-        lin = load(_weight_file("linear-layer", lin_name, lin_file, lin_url, weight_path))
+        bb_name, lin_name = LPIPS_FILES[self.pnet_type]
+        load_into(self.net, local_weight(bb_name, backbone_path, "LPIPS backbone"), subset=True)
+        lin = load(local_weight(lin_name, weight_path, "LPIPS linear-layer"))
         state = _lin_state(lin)
         own = {k: v for k, v in self.state_dict().items() if k.startswith("lin")}
         if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):

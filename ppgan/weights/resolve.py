@@ -144,6 +144,18 @@ def resolve_weight(name, weight_path=None, download=True, progress=True):
     return _download(spec.url, cached, sha256=spec.sha256, progress=progress)
 
 
+def local_weight(name, weight_path=None, what="weight_path"):
+    """An existing weight file for the catalogue entry `name`, never downloaded (evaluation nets
+    such as FID's Inception): `weight_path` (must exist; the error starts with `what`), else the
+    cache or an installed package; missing, the error says how to get it (`ppgan download`)."""
+    if weight_path:
+        path = os.path.abspath(os.path.expanduser(os.fspath(weight_path)))
+        if not os.path.isfile(path):
+            raise CheckpointError(f"{what}: no file at {path}")
+        return path
+    return resolve_weight(name, download=False)
+
+
 def check_ncnn_pair(path):
     """The `.param` path of an ncnn model given either file; CheckpointError if one is missing."""
     param, binf = ncnn_pair(path)
