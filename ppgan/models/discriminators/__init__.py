@@ -21,3 +21,5 @@ from .discriminator_firstorder import FirstOrderDiscriminator
 __all__ += ["FirstOrderDiscriminator"]
 from .discriminator_styleganv2 import StyleGANv2Discriminator  # noqa: F401,E402 (issue 15)
 from .discriminator_pggan import PGGANDiscriminator  # noqa: F401,E402 (issue 15)
+from .discriminator_stargan import StarGANDiscriminator  # noqa: F401,E402 (issue 16)
+from .discriminator_starganv2 import StarGANv2Discriminator  # noqa: F401,E402 (issue 16)

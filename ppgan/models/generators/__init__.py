@@ -37,3 +37,10 @@ from .wav2lip import Wav2Lip
 __all__ += ["Wav2Lip"]
 from .generator_styleganv2 import StyleGANv2Generator  # noqa: F401,E402 (issue 15)
 from .generator_pggan import PGGANGenerator  # noqa: F401,E402 (issue 15)
+from .generator_stargan import StarGANGenerator  # noqa: F401,E402 (issue 16)
+from .generator_starganv2 import FAN, StarGANv2Generator, StarGANv2Mapping, StarGANv2Style  # noqa: F401,E402 (issue 16)
+from .nafnet import NAFNet; from .swinir import SwinIR  # noqa: F401,E402,E702 (issue 18, R1)
+from .prenet import PReNet; from .drn import DRNGenerator  # noqa: F401,E402,E702 (issue 18, R3)
+from .mpr import MPRNet; from .invdn import InvDN  # noqa: F401,E402,E702 (issue 18, R2)
+from .basicvsr_plus_plus import BasicVSRPlusPlus  # noqa: F401,E402 (issue 18, R4)
+from .msvsr import MSVSR  # noqa: F401,E402 (issue 18, R4)
