@@ -39,8 +39,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..engine.checkpoint import describe_model
 from ..models import build_model
+from ..models.builder import describe_model
 from ..utils.config import load_config
 from ..utils.errors import CheckpointError, ConfigError, PPGANError, closest
 from ..utils.image import imread, imwrite

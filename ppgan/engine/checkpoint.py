@@ -24,6 +24,7 @@ from ..utils.errors import CheckpointError
 from ..utils.io import atomic_path
 from ..weights.load import META_KEY, load_nets, read_torch
 from ..weights.load import load as load_file
+from ..models.builder import describe_model, net_keys  # noqa: F401  (describe_model: re-exported)
 
 
 def save(obj, path):
@@ -87,19 +88,6 @@ def load_weights(model, path, strict=True, model_cfg=None):
         raise CheckpointError(f"{e}; the config differs in {', '.join(diff)}") from None
 
 
-def _net_keys(model_cfg):
-    """The config keys that name a net architecture ('generator', 'discriminator', ...)."""
-    return sorted((k for k, v in model_cfg.items()
-                   if isinstance(v, dict) and "name" in v and ("generator" in k or "discriminator" in k)),
-                  key=lambda k: ("discriminator" in k, k))  # generators first
-
-
-def describe_model(model_cfg):
-    """'DCGANModel (generator DCGenerator, discriminator DCDiscriminator)' for a model config."""
-    nets = ", ".join(f"{k} {model_cfg[k]['name']}" for k in _net_keys(model_cfg))
-    return f"{model_cfg.get('name', '?')}" + (f" ({nets})" if nets else "")
-
-
 def _model_class(name):
     from ..models.builder import MODELS
 
@@ -107,7 +95,7 @@ def _model_class(name):
 
 
 def _architecture(model_cfg):
-    return _model_class(model_cfg.get("name")), {k: model_cfg[k]["name"] for k in _net_keys(model_cfg)}
+    return _model_class(model_cfg.get("name")), {k: model_cfg[k]["name"] for k in net_keys(model_cfg)}
 
 
 def _config_diff(saved, current, prefix="model", limit=3):
@@ -122,7 +110,7 @@ def _config_diff(saved, current, prefix="model", limit=3):
         elif a != b:
             out.append(f"{path} ({a!r} in the file, {b!r} here)")
 
-    for k in _net_keys(current):
+    for k in net_keys(current):
         walk(saved.get(k), current.get(k), f"{prefix}.{k}")
     return out[:limit]
 

@@ -381,6 +381,7 @@ def _torch_name(pd_name, targets):
         "_mean": ["running_mean"],
         "_variance": ["running_var"],
         "scale": ["weight"],
+        "_weight": ["weight"],  # nn.PReLU's parameter in Paddle
     }.get(tail, [])
     for c in candidates:
         if pre + c in targets:

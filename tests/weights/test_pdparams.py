@@ -50,6 +50,18 @@ def test_layout_mapping():
     assert torch.allclose(net.fc(x), x @ torch.from_numpy(pd["fc.weight"]) + torch.from_numpy(pd["fc.bias"]))
 
 
+@pytest.mark.parametrize("channels", [1, 4])
+def test_prelu_weight_name(channels):
+    """Paddle stores nn.PReLU's parameter as `_weight`; it fills PyTorch's `weight` strictly."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.PReLU(channels))
+    pd = {"0.weight": np.ones((4, 3, 1, 1), np.float32), "0.bias": np.zeros(4, np.float32),
+          "1._weight": np.full(channels, 0.3, np.float32)}
+    load_paddle_state_dict(net, pd)
+    assert torch.equal(net[1].weight, torch.full((channels,), 0.3))
+    with pytest.raises(CheckpointError):
+        load_paddle_state_dict(net, {k: v for k, v in pd.items() if k != "1._weight"})
+
+
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])
 def test_pdparams_file_round_trip(tmp_path, protocol):
     pd = paddle_state()

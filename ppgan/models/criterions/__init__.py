@@ -10,3 +10,6 @@ __all__ += ["BCEWithLogitsLoss"]
 from .perceptual_loss import PerceptualLoss
 
 __all__ += ["PerceptualLoss"]
+from .pixel_loss import EdgeLoss, PSNRLoss
+
+__all__ += ["EdgeLoss", "PSNRLoss"]
