@@ -69,7 +69,10 @@ def normalize(img, mean, std):
 
 # ---- registered wrappers ----------------------------------------------------------------------
 class Transform:
-    """Base: `__call__(images, rng) -> images`; subclasses implement `apply(images, rng)`."""
+    """Base: `__call__(images, rng) -> images`; subclasses implement `apply(images, rng)`.
+    `makes_chw`: the transform leaves CHW arrays (HWC before it)."""
+
+    makes_chw = False
 
     def __init__(self, keys=None):
         self.keys = keys
@@ -141,6 +144,8 @@ class RandomVerticalFlip(Transform):
 class Transpose(Transform):
     """HWC -> CHW (order (2, 0, 1))."""
 
+    makes_chw = True
+
     def __init__(self, order=(2, 0, 1), keys=None):
         super().__init__(keys)
         self.order = tuple(order)
@@ -179,6 +184,32 @@ class Grayscale(Transform):
         return out
 
 
+@TRANSFORMS.register()
+class PairedToTensor(Transform):
+    """PaddleGAN's `PairedToTensor` (paddle.vision `ToTensor` on every image): HWC -> CHW
+    float32, uint8 images divided by 255 (into [0, 1]), float images kept as they are.
+
+    Args:
+        data_format (str): 'CHW' (default) or 'HWC' (no transposition, only the conversion).
+        keys (list[str] | None): accepted for PaddleGAN configs; every image is converted.
+    """
+
+    def __init__(self, data_format="CHW", keys=None):
+        super().__init__(keys)
+        if data_format not in ("CHW", "HWC"):
+            raise ConfigError(f"PairedToTensor data_format must be CHW or HWC, got {data_format!r}")
+        self.data_format = data_format
+        self.makes_chw = data_format == "CHW"
+
+    def apply(self, images, rng):
+        out = []
+        for im in images:
+            im = im[..., None] if im.ndim == 2 else im
+            arr = im.astype(np.float32) / 255.0 if im.dtype == np.uint8 else im.astype(np.float32)
+            out.append(np.ascontiguousarray(arr.transpose(2, 0, 1) if self.makes_chw else arr))
+        return out
+
+
 class Compose:
     """A pipeline built from a list of transform configs.
 
@@ -191,7 +222,7 @@ class Compose:
             if not isinstance(cfg, dict) or "name" not in cfg:
                 raise ConfigError(f"transform #{i + 1} must be a mapping with a 'name' key, got {cfg!r}")
             self.transforms.append(TRANSFORMS.build(cfg))
-        self.has_transpose = any(isinstance(t, Transpose) for t in self.transforms)
+        self.has_transpose = any(t.makes_chw for t in self.transforms)
 
     def __call__(self, images, rng):
         single = not isinstance(images, (list, tuple))
@@ -266,20 +297,31 @@ class SRPairedRandomCrop(Transform):
     Args:
         scale (int): the model's up-scaling factor.
         gt_patch_size (int): GT patch side, a multiple of `scale`.
-        scale_list (bool): PaddleGAN's extra x2 output; not supported (must be False).
+        scale_list (bool): with scale 4, also output the GT patch resized (OpenCV bicubic) to
+            twice the LQ patch, inserted before the GT image: (lq, gt) -> (lq, lqx2, gt), for
+            DRN (`output_keys: [lq, lqx2, gt]`). One LQ and one GT image only; ignored for other
+            scales, as in PaddleGAN (default False).
     """
 
     def __init__(self, scale, gt_patch_size, scale_list=False, keys=None):
         super().__init__(keys)
-        if scale_list:
-            raise ConfigError("SRPairedRandomCrop scale_list is not supported")
         self.scale, self.gt_patch_size = int(scale), int(gt_patch_size)
         if self.scale < 1 or self.gt_patch_size % self.scale:
             raise ConfigError(f"SRPairedRandomCrop gt_patch_size {gt_patch_size} must be a multiple of scale {scale}")
+        self.scale_list = bool(scale_list) and self.scale == 4
 
     def apply(self, images, rng):
         params = sr_paired_crop_params(images, self.scale, self.gt_patch_size, rng)
-        return [crop(im, top, left, size, size) for im, (top, left, size) in zip(images, params)]
+        out = [crop(im, top, left, size, size) for im, (top, left, size) in zip(images, params)]
+        if not self.scale_list:
+            return out
+        gt_index = [i for i, (_, _, size) in enumerate(params) if size == self.gt_patch_size]
+        if len(out) != 2 or len(gt_index) != 1:
+            raise DatasetError(f"SRPairedRandomCrop scale_list needs one LQ and one GT image, got {len(out)} images")
+        lq_x2 = 2 * (self.gt_patch_size // self.scale)
+        gt = out[gt_index[0]]
+        out.insert(gt_index[0], resize(np.ascontiguousarray(gt), (lq_x2, lq_x2), "bicubic"))
+        return out
 
 
 @TRANSFORMS.register()

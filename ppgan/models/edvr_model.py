@@ -31,7 +31,8 @@ class EDVRModel(BaseSRModel):
         pixel_criterion (dict | None): pixel loss config (CharbonnierLoss in PaddleGAN's configs).
         to_static, image_shape: PaddleGAN's static-graph switches; accepted and ignored.
     Batches: {'lq': [N, T, C, h, w] (T = the net's nframes), 'gt': [N, C, 4h, 4w] or
-    [N, 1, C, 4h, 4w] (the centre frame), 'lq_path'}, values in [0, 1].
+    [N, 1, C, 4h, 4w] (the centre frame; h x w for the HR-input deblur nets), 'lq_path'},
+    values in [0, 1].
     Losses (train_iter): loss_pixel.
     """
 

@@ -238,16 +238,21 @@ class PredeblurResNetPyramid(nn.Module):
 
 @GENERATORS.register()
 class EDVRNet(nn.Module):
-    """EDVR video SR net: [N, nframes, in_nf, H, W] -> [N, out_nf, 4H, 4W] (x4 only).
+    """EDVR video restoration net: [N, nframes, in_nf, H, W] -> [N, out_nf, 4H, 4W] (x4 SR), or
+    [N, out_nf, H, W] with `HR_in` (EDVR's deblurring variant: blurred full-size frames in).
 
     Frames are RGB in [0, 1], centre frame at index `center`; H and W must be multiples of 4
-    (of 16 with `HR_in`, whose output then has the input's size). The output is a residual over
-    the bilinear x4 centre frame (the centre frame itself with `HR_in`) and is not clamped.
+    (of 16 with `HR_in`). The output is a residual over the bilinear x4 centre frame (the centre
+    frame itself with `HR_in`) and is not clamped. With `HR_in` the pre-deblur module first
+    brings the frames down x4 by two stride-2 convs, so the trunk and the x4 reconstruction run
+    as in the SR net and the output has the input's size, whatever `scale_factor` says (as in
+    PaddleGAN, whose deblur configs write `scale_factor: 1`).
 
     Args:
         in_nf (int): input channels (default 3).
         out_nf (int): output channels (default 3).
-        scale_factor (int): upscaling factor; only 4 is supported, as in PaddleGAN (default 4).
+        scale_factor (int): 4 (x4 SR) or 1 (same-size output; needs HR_in=True); PaddleGAN has
+            no other (default 4).
         nf (int): feature channels (default 64).
         nframes (int): frames per input clip (default 5).
         groups (int): deformable groups of the PCD DCNs; nf must be divisible by it (default 8).
@@ -270,8 +275,11 @@ class EDVRNet(nn.Module):
     def __init__(self, in_nf=3, out_nf=3, scale_factor=4, nf=64, nframes=5, groups=8, front_RBs=5,
                  back_RBs=10, center=None, predeblur=False, HR_in=False, w_TSA=True, dcn_impl="auto"):
         super().__init__()
-        if scale_factor != 4:
-            raise ValueError(f"EDVRNet supports only scale_factor=4, got {scale_factor!r}")
+        if scale_factor not in (1, 4) or isinstance(scale_factor, bool):
+            raise ValueError(f"EDVRNet supports scale_factor=4 (x4 SR) or 1 (with HR_in=True), got {scale_factor!r}")
+        if scale_factor == 1 and not HR_in:
+            # PaddleGAN builds no upsampler then and fails in forward
+            raise ValueError("EDVRNet scale_factor=1 needs HR_in=True and predeblur=True (the deblurring variant)")
         center = nframes // 2 if center is None else center
         if not 0 <= center < nframes:
             raise ValueError(f"center must be in [0, {nframes}), got {center}")
