@@ -102,9 +102,9 @@ class Transforms:
         if isinstance(input_keys, str):
             input_keys = [input_keys]
         self.input_keys = list(input_keys)
+        # output_keys may outnumber input_keys: a step can add images (SRPairedRandomCrop with
+        # scale_list adds DRN's x2 image); the count is checked on each call.
         self.output_keys = list(output_keys) if output_keys is not None else self.input_keys
-        if len(self.output_keys) != len(self.input_keys):
-            raise ConfigError("Transforms output_keys must be as many as input_keys")
         self.steps = []
         for cfg in pipeline or []:
             compose = Compose([cfg])  # one Compose per transform: errors name it
@@ -118,6 +118,8 @@ class Transforms:
         images = [datas[k] for k in self.input_keys]
         for per_image, compose in self.steps:
             images = [compose(im, rng) for im in images] if per_image else compose(images, rng)
+        if len(images) != len(self.output_keys):
+            raise DatasetError(f"Transforms made {len(images)} images for output_keys {self.output_keys}")
         if not self.has_transpose:
             images = [(im[..., None] if im.ndim == 2 else im).transpose(2, 0, 1) for im in images]
         for k, im in zip(self.output_keys, images):

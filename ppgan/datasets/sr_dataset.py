@@ -155,6 +155,8 @@ class SRDataset(BaseDataset):
         self.gt_folder = check_folder(gt_folder, "GT folder")
         self.data_infos = self.prepare_data_infos()
         self.preprocess = Preprocess(list(DEFAULT_SR_PREPROCESS) if preprocess is None else preprocess)
+        # DRN's pipelines also make a x2 image of the GT crop ('lqx2', PaddleGAN's key)
+        self.extra_keys = tuple(k for k in ("lqx2",) if k in self.preprocess.chw_keys)
 
     def prepare_data_infos(self):
         lq_files = {os.path.relpath(p, self.lq_folder): p for p in scan_nonempty(self.lq_folder, self.extensions)}
@@ -179,7 +181,7 @@ class SRDataset(BaseDataset):
         return len(self.data_infos)
 
     def get_item(self, index, rng):
-        sample = self.preprocess.sample(self.data_infos[index], rng, ("lq", "gt"))
+        sample = self.preprocess.sample(self.data_infos[index], rng, ("lq", "gt") + self.extra_keys)
         return _check_sample(sample, self.scale, type(self).__name__)
 
 

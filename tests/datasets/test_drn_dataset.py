@@ -65,8 +65,6 @@ def test_config_pipeline_keeps_the_three_images_together():
         np.testing.assert_allclose(x2, half.transpose(2, 0, 1), atol=1)
 
 
-@pytest.mark.xfail(strict=True, reason="needs ppgan/datasets/preprocess.py Transforms to accept more output_keys "
-                                       "than input_keys and SRDataset to return 'lqx2' (lead; see issue 18 R3 report)")
 def test_config_dataset_returns_lqx2(tmp_path):
     cfg = load_config(os.path.join(ROOT, "configs", "drn_psnr_x4_div2k.yaml"))
     for i in range(2):
