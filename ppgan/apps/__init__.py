@@ -13,12 +13,15 @@ _WHERE = {"BasePredictor": "base_predictor", "ImagePredictor": "base_predictor",
           "Photo2CartoonPredictor": "photo2cartoon_predictor", "FirstOrderPredictor": "first_order_predictor",
           "Wav2LipPredictor": "wav2lip_predictor", "StyleGANv2Predictor": "styleganv2_predictor",
           "StyleGANv2MixingPredictor": "styleganv2_predictor", "StyleGANv2FittingPredictor": "styleganv2_predictor",
-          "StarGANPredictor": "stargan_predictor", "StarGANv2Predictor": "stargan_predictor"}
+          "StarGANPredictor": "stargan_predictor", "StarGANv2Predictor": "stargan_predictor",
+          "SwinIRPredictor": "restoration_predictor", "NAFNetPredictor": "restoration_predictor",
+          "MPRPredictor": "restoration_predictor", "InvDNPredictor": "restoration_predictor"}
 
 __all__ = ["BasePredictor", "ImagePredictor", "GANPredictor", "RealSRPredictor", "EDVRPredictor",
            "BasicVSRPredictor", "DeOldifyPredictor", "EnhancePipeline", "Photo2CartoonPredictor",
            "FirstOrderPredictor", "Wav2LipPredictor", "StyleGANv2Predictor", "StyleGANv2MixingPredictor",
-           "StyleGANv2FittingPredictor", "StarGANPredictor", "StarGANv2Predictor"]
+           "StyleGANv2FittingPredictor", "StarGANPredictor", "StarGANv2Predictor",
+           "SwinIRPredictor", "NAFNetPredictor", "MPRPredictor", "InvDNPredictor"]
 
 
 def __getattr__(name):

@@ -74,7 +74,8 @@ class WeightSpec:
             'motion' (First Order Motion files: 'generator' + 'kp_detector', built by the app),
             'metric' (FID's Inception, LPIPS: built by `ppgan.metrics`) or
             'face' (a face detector / landmark / segmentation net of `ppgan.faceutils`, which
-            builds `arch` from its own table).
+            builds `arch` from its own table) or 'model' (a net or training export a model builds
+            from its config: StarGAN v2's nets, its FAN).
     """
 
     name: str
@@ -240,6 +241,45 @@ _SPECS = [
             "S3FD face detector: PaddleGAN's default for Wav2Lip and First Order Motion", role="face"),
     _paddle("blazeface", "BlazeFace", {}, "models/blazeface.pdparams",
             "BlazeFace front-camera face detector (128 px): PaddleGAN --face_detector blazeface", role="face"),
+    # Image restoration (issue 18): PaddleGAN's SwinIR / NAFNet / MPR / InvDN predictors, with the
+    # kwargs their `model_cfgs` build the nets with. SwinIR, NAFNet and InvDN files nest the net
+    # under 'generator'; the MPR files are flat state dicts.
+    _paddle("swinir-denoising", "SwinIR",
+            {"upscale": 1, "img_size": 128, "window_size": 8, "depths": [6] * 6, "embed_dim": 180,
+             "num_heads": [6] * 6, "mlp_ratio": 2},
+            "models/SwinIR_Denoising.pdparams", "SwinIR color denoising: PaddleGAN SwinIRPredictor", key="generator"),
+    _paddle("nafnet-denoising", "NAFNet",
+            {"img_channel": 3, "width": 64, "enc_blk_nums": [2, 2, 4, 8], "middle_blk_num": 12,
+             "dec_blk_nums": [2, 2, 2, 2]},
+            "models/NAFNet_Denoising.pdparams", "NAFNet denoising (SIDD): PaddleGAN NAFNetPredictor", key="generator"),
+    _paddle("mpr-deblurring", "MPRNet", {"n_feat": 96, "scale_unetfeats": 48, "scale_orsnetfeats": 32},
+            "models/MPR_Deblurring.pdparams", "MPRNet deblurring (GoPro): PaddleGAN MPRPredictor task Deblurring"),
+    _paddle("mpr-denoising", "MPRNet", {"n_feat": 80, "scale_unetfeats": 48, "scale_orsnetfeats": 32},
+            "models/MPR_Denoising.pdparams", "MPRNet denoising (SIDD): PaddleGAN MPRPredictor task Denoising"),
+    _paddle("mpr-deraining", "MPRNet", {"n_feat": 40, "scale_unetfeats": 20, "scale_orsnetfeats": 16},
+            "models/MPR_Deraining.pdparams", "MPRNet deraining: PaddleGAN MPRPredictor task Deraining"),
+    _paddle("invdn-denoising", "InvDN",
+            {"channel_in": 3, "channel_out": 3, "block_num": [8, 8], "scale": 4, "down_num": 2},
+            "models/InvDN_Denoising.pdparams", "InvDN real-noise denoising (SIDD): PaddleGAN InvDNPredictor",
+            key="generator"),
+    # Deraining, dual-regression SR and EDVR's HR-input deblurring (PaddleGAN model zoo).
+    _paddle("prenet", "PReNet", {"recurrent_iter": 6}, "models/PReNet.pdparams",
+            "PReNet progressive recurrent deraining: PaddleGAN model zoo"),
+    _paddle("drn-s-x4", "DRNGenerator", {"scale": [2, 4], "n_blocks": 30, "n_feats": 16},
+            "models/DRNSx4.pdparams", "DRN-S x4 dual-regression SR (DIV2K): PaddleGAN model zoo", key="generator"),
+    _paddle("edvr-l-wo-tsa-deblur", "EDVRNet", dict(_EDVR_L, scale_factor=1, predeblur=True, HR_in=True, w_TSA=False),
+            "models/EDVR_L_wo_tsa_deblur.pdparams", "EDVR-L video deblurring, no TSA (REDS): PaddleGAN model zoo",
+            key="generator"),
+    _paddle("edvr-l-w-tsa-deblur", "EDVRNet", dict(_EDVR_L, scale_factor=1, predeblur=True, HR_in=True, w_TSA=True),
+            "models/EDVR_L_w_tsa_deblur.pdparams", "EDVR-L video deblurring with TSA (REDS): PaddleGAN model zoo",
+            key="generator"),
+    # StarGAN v2: a training export holding several nets (generator, style encoder, mapping network),
+    # built by StarGANv2Predictor from the model config; FAN (wing) makes the high-pass masks.
+    _paddle("starganv2-afhq", "StarGANv2Generator", {"img_size": 256, "style_dim": 64, "w_hpf": 0},
+            "models/starganv2_afhq.pdparams", "StarGAN v2 animal faces, 3 domains (AFHQ): PaddleGAN model zoo",
+            role="model"),
+    _paddle("wing", "FAN", {"fname_pretrained": None}, "models/wing.pdparams",
+            "FAN (wing) face landmarks: StarGAN v2's high-pass masks (w_hpf > 0)", key="state_dict", role="model"),
 ] + [_torchvision_vgg(t) for t in TORCHVISION_VGG_FILES]
 WEIGHTS = {s.name: s for s in _SPECS}
 

@@ -65,7 +65,7 @@ def test_table_entries_are_well_formed():
     for name, spec in WEIGHTS.items():
         assert spec.name == name
         assert spec.arch in GENERATORS or (spec.arch == "VGGFeatures" and spec.role == "perceptual") or \
-            spec.role in ("face", "motion", "metric") or (spec.role == "expert" and spec.arch in DISCRIMINATORS), name
+            spec.role in ("face", "motion", "metric", "model") or (spec.role == "expert" and spec.arch in DISCRIMINATORS), name
         assert spec.fmt in ("pdparams", "pth", "ncnn", "tflite"), name
         assert spec.sha256 is None or len(spec.sha256) == 64
         if spec.url is None:
