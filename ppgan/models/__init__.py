@@ -22,3 +22,12 @@ from .progressive_gan_model import ProgressiveGAN
 
 __all__ += ["SyncNetModel", "Wav2LipModel", "Wav2LipModelHq", "FirstOrderModel", "FirstOrderModelMobile",
             "StyleGAN2Model", "ProgressiveGAN"]
+from .stargan_model import StarGANModel  # noqa: F401,E402 (issue 16)
+from .nafnet_model import NAFNetModel  # noqa: F401,E402 (issue 18, R1)
+from .swinir_model import SwinIRModel  # noqa: F401,E402 (issue 18, R1)
+from .starganv2_model import StarGANv2Model  # noqa: F401,E402 (issue 16)
+from .prenet_model import PReNetModel  # noqa: F401,E402 (issue 18, R3)
+from .drn_model import DRN  # noqa: F401,E402 (issue 18, R3)
+from .mpr_model import MPRModel  # noqa: F401,E402 (issue 18, R2)
+from .invdn_model import InvDNModel  # noqa: F401,E402 (issue 18, R2)
+from .msvsr_model import MultiStageVSRModel  # noqa: F401,E402 (issue 18, R4)

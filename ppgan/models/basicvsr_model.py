@@ -1,9 +1,11 @@
 """BasicVSR training (Chan et al., CVPR 2021, https://arxiv.org/abs/2012.02181).
 
 PaddleGAN `ppgan/models/basicvsr_model.py`: config keys (`fix_iter`, `lr_mult`), `self.nets`
-name (`generator`), loss name (`loss_pixel`), sequence metrics (`is_seq`). The optical-flow net
-(`spynet`, and `edvr` in IconVSR-style nets) is frozen for the first `fix_iter` iterations; after
-that it learns at `lr_mult` times the generator's learning rate.
+name (`generator`), loss name (`loss_pixel`), sequence metrics (`is_seq`). Used by BasicVSR,
+BasicVSR++ and IconVSR (and, through `MultiStageVSRModel`, PP-MSVSR). The optical-flow net
+(`spynet`, and IconVSR's EDVR extractor `edvr`) is frozen for the first `fix_iter` iterations;
+after that SPyNet learns at `lr_mult` times the generator's learning rate and `edvr` at the full
+rate (PaddleGAN sets the multiplier on `spynet` parameters only).
 
 Differences from PaddleGAN:
   * `lr_mult` is applied by scaling the flow net's update after each optimizer step
@@ -22,21 +24,24 @@ from ..modules.flow import SPyNet
 from ..modules.sr_blocks import PixelShufflePack, ResidualBlockNoBN
 from ..utils.inference import padded_video_forward
 from .builder import MODELS
+from .generators.iconvsr import EDVRFeatureExtractor
 from .sr_model import BaseSRModel, init_sr_weight
 
-FLOW_NET_KEYS = ("spynet", "edvr")  # parameter-name parts of the pretrained alignment nets
+FLOW_NET_KEYS = ("spynet", "edvr")  # parameter-name parts of the pretrained alignment nets (frozen first)
+LR_MULT_KEYS = ("spynet",)  # those that then learn at lr_mult (PaddleGAN: IconVSR's edvr at the full rate)
 
 
 def init_basicvsr_weight(net):
     """PaddleGAN's `init_basicvsr_weight`: default init on convs outside residual blocks,
-    upsamplers and SPyNet."""
-    return init_sr_weight(net, skip=(ResidualBlockNoBN, PixelShufflePack, SPyNet))
+    upsamplers, the flow nets (SPyNet, MSVSR's ModifiedSPyNet) and IconVSR's EDVR extractor."""
+    return init_sr_weight(net, skip=(ResidualBlockNoBN, PixelShufflePack, SPyNet, EDVRFeatureExtractor))
 
 
 @MODELS.register()
 class BasicVSRModel(BaseSRModel):
     """Args:
-        generator (dict): generator config (BasicVSRNet).
+        generator (dict): generator config (BasicVSRNet, BasicVSRPlusPlus, IconVSR; PaddleGAN's
+            basicvsr_reds, basicvsr++_*, iconvsr_reds configs).
         fix_iter (int): iterations with the flow net frozen (5000 in PaddleGAN's config;
             default 0).
         lr_mult (float): learning-rate multiplier of the flow net once it learns (0.125 in
@@ -53,8 +58,9 @@ class BasicVSRModel(BaseSRModel):
         self.lr_mult = float(lr_mult)
         if self.fix_iter < 0 or self.lr_mult < 0:
             raise ValueError(f"fix_iter and lr_mult must be >= 0, got {fix_iter} and {lr_mult}")
-        self.flow_params = [p for name, p in self.nets["generator"].named_parameters()
-                            if any(k in name for k in FLOW_NET_KEYS)]
+        named = list(self.nets["generator"].named_parameters())
+        self.flow_params = [p for name, p in named if any(k in name for k in FLOW_NET_KEYS)]
+        self.lr_mult_params = [p for name, p in named if any(k in name for k in LR_MULT_KEYS)]
         self._flow_frozen = None  # phase the parameters are set for (None: not set yet)
         init_basicvsr_weight(self.nets["generator"])
 
@@ -74,20 +80,32 @@ class BasicVSRModel(BaseSRModel):
         output = self.nets["generator"](self.lq)
         loss = criterion(output, gt)
         self.backward(loss)
-        scaled = [p for p in self.flow_params if p.requires_grad] if self.lr_mult != 1.0 else []
+        self.step_scaling_flow_net(opt)
+        self.output = self.keep(output)
+        self._set_visuals()
+        return {self.loss_name: loss.detach()}
+
+    def step_scaling_flow_net(self, opt):
+        """Optimizer step; SPyNet's update (when it learns) is then scaled by lr_mult."""
+        scaled = [p for p in self.lr_mult_params if p.requires_grad] if self.lr_mult != 1.0 else []
         before = [p.detach().clone() for p in scaled]
         self.optimizer_step(opt)
         if scaled:
             with torch.no_grad():
                 for p, old in zip(scaled, before):
                     p.copy_(torch.lerp(old, p, self.lr_mult))  # old + lr_mult * (new - old)
-        self.output = self.keep(output)
-        self._set_visuals()
-        return {self.loss_name: loss.detach()}
+
+    @staticmethod
+    def final_output(out):
+        """The restored clip of a generator's output: multi-stage nets (MSVSR) return
+        (auxiliary, final)."""
+        return out[-1] if isinstance(out, (tuple, list)) else out
 
     def forward_any_size(self, lq):
         net = self.nets["generator"]
-        return padded_video_forward(net, lq, min_size=int(getattr(net, "MIN_SIZE", 1)))
+        return padded_video_forward(lambda x: self.final_output(net(x)), lq,
+                                    multiple=int(getattr(net, "SIZE_MULTIPLE", 1)),
+                                    min_size=int(getattr(net, "MIN_SIZE", 1)))
 
     def score(self, metrics):
         """Every clip's frames give one sequence result per metric."""

@@ -83,6 +83,10 @@ class SPyNet(nn.Module):
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1))
 
+    def level_module(self, level):
+        """The flow-refining net of pyramid level `level` (0: coarsest)."""
+        return getattr(self, f"basic_module{level}")
+
     def compute_flow(self, ref, supp):
         """Flow for inputs already sized to multiples of 32: [N, 3, H, W] x 2 -> [N, 2, H, W]."""
         n, _, h, w = ref.shape
@@ -93,15 +97,14 @@ class SPyNet(nn.Module):
             supp.append(F.avg_pool2d(supp[-1], kernel_size=2, stride=2))
         ref, supp = ref[::-1], supp[::-1]  # coarse to fine
 
-        flow = ref[0].new_zeros(n, 2, h // 32, w // 32)
+        flow = ref[0].new_zeros(n, 2, h >> (self.LEVELS - 1), w >> (self.LEVELS - 1))
         for level in range(self.LEVELS):
             if level == 0:
                 flow_up = flow
             else:  # twice the size, so twice the displacement
                 flow_up = F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=True) * 2.0
             warped = flow_warp(supp[level], flow_up.permute(0, 2, 3, 1), padding_mode="border")
-            module = getattr(self, f"basic_module{level}")
-            flow = flow_up + module(torch.cat([ref[level], warped, flow_up], 1))
+            flow = flow_up + self.level_module(level)(torch.cat([ref[level], warped, flow_up], 1))
         return flow
 
     def forward(self, ref, supp):

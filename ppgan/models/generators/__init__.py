@@ -44,3 +44,4 @@ from .prenet import PReNet; from .drn import DRNGenerator  # noqa: F401,E402,E70
 from .mpr import MPRNet; from .invdn import InvDN  # noqa: F401,E402,E702 (issue 18, R2)
 from .basicvsr_plus_plus import BasicVSRPlusPlus  # noqa: F401,E402 (issue 18, R4)
 from .msvsr import MSVSR  # noqa: F401,E402 (issue 18, R4)
+from .iconvsr import IconVSR  # noqa: F401,E402 (issue 18, R4)
