@@ -356,6 +356,9 @@ class Trainer:
             int(cfg.get("epochs", 0)) * self.iters_per_epoch
 
         self.model = build_model(cfg["model"])
+        set_total_iter = getattr(self.model, "set_total_iter", None)  # schedules over the run (StarGAN v2's lambda_ds)
+        if set_total_iter is not None:
+            set_total_iter(self.total_iters)
         amp = cfg.get("amp") or None
         amp = None if amp in ("none", False) else amp
         if amp and self.device.type != "cuda":
@@ -393,6 +396,10 @@ class Trainer:
         if load:
             names = ckpt.load_weights(self.model, load, model_cfg=cfg["model"])
             self.logger.info(f"loaded weights for {', '.join(names)} from {load}")
+            fill_missing_ema = getattr(self.model, "fill_missing_ema", None)
+            filled = fill_missing_ema(names) if fill_missing_ema is not None else []
+            if filled:
+                self.logger.info(f"no moving averages in {load}: {', '.join(filled)} set from the trained nets")
         if resume:
             self._resume(resume, resume_state)
         # training randomness differs per process (different latents on every shard)
