@@ -30,6 +30,7 @@ import shutil
 import random
 import sys
 import time
+import warnings
 
 import cv2
 import numpy as np
@@ -890,8 +891,10 @@ class Trainer:
             losses = self.model.train_iter(self.optimizers)
         if self.scaler is not None:
             self.scaler.update()
-        for s in self.schedulers.values():
-            s.step()
+        with warnings.catch_warnings():  # a net stepped every n-th iteration (n_critic) has not stepped yet
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()` before")
+            for s in self.schedulers.values():
+                s.step()
         self.iter += 1
         self.meter.add(losses, self.iter)
         return losses

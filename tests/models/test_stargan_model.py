@@ -430,9 +430,28 @@ def test_eval_stargan_scores_init_and_trained_weights(tmp_path):
     assert res["init"]["reconstruction_l1"] == pytest.approx(res[path]["reconstruction_l1"])
 
 
+def test_eval_stargan_v2_scores_domains(tmp_path):
+    from ppgan.utils.config import load_config
+
+    cfg = load_config(os.path.join(ROOT, "configs", "starganv2_demo.yaml"))
+    torch.manual_seed(0)
+    model = build_model(cfg["model"])
+    path = ckpt.save(ckpt.weight_file_dict(model, cfg["model"]), str(tmp_path / "w.pth"))
+    out = tmp_path / "r.json"
+    proc = run_cli(["tools/eval_stargan.py", "-c", "configs/starganv2_demo.yaml", "--weights", "init", path,
+                    "--max_batches", "1", "--json", str(out)], timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "judge accuracy on the real sources: 1.000" in proc.stdout
+    res = __import__("json").loads(out.read_text())["results"]
+    for r in res.values():
+        assert set(r["per_domain_reference_accuracy"]) == {"warm", "cool", "grey"}
+        assert 0 <= r["reference_domain_accuracy"] <= 1 and r["cycle_l1"] > 0 and r["diversity_l1"] > 0
+    assert res["init"]["cycle_l1"] == pytest.approx(res[path]["cycle_l1"])  # the seeded init, saved
+
+
 @pytest.mark.parametrize("args,match", [
     (["--weights", "missing.pth"], "error: weight file not found"),
-    (["-c", "configs/cyclegan_demo.yaml"], "error: configs/cyclegan_demo.yaml: eval_stargan needs a StarGANModel"),
+    (["-c", "configs/cyclegan_demo.yaml"], "error: configs/cyclegan_demo.yaml: eval_stargan needs a StarGANModel or StarGANv2Model"),
     (["-c", "no_such.yaml"], "error: config file not found"),
 ])
 def test_eval_stargan_errors_are_one_line(args, match, capsys, monkeypatch):
