@@ -467,3 +467,48 @@ def test_eval_stargan_errors_are_one_line(args, match, capsys, monkeypatch):
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(match) and "Traceback" not in err
+
+
+# ---- CelebA + RaFD with the mask vector (configs/stargan_celeba_rafd.yaml) ------------------------
+def test_celeba_rafd_config_trains_one_step_with_the_mask(tmp_path):
+    import numpy as np
+
+    from ppgan.datasets import build_dataloader
+    from ppgan.utils.config import load_config
+    from ppgan.utils.image import imwrite
+
+    cfg = load_config(os.path.join(ROOT, "configs", "stargan_celeba_rafd.yaml"))
+    attrs = ["5_o_Clock_Shadow", "Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
+    rng = np.random.default_rng(0)
+    images = tmp_path / "celeba" / "images"
+    rows = []
+    for i in range(4):
+        imwrite(str(images / f"{i + 1:06d}.jpg"), rng.integers(0, 255, (218, 178, 3), dtype=np.uint8))
+        rows.append(f"{i + 1:06d}.jpg " + " ".join("1" if (i + k) % 2 else "-1" for k in range(len(attrs))))
+    (tmp_path / "celeba" / "list_attr_celeba.txt").write_text(f"4\n{' '.join(attrs)}\n" + "\n".join(rows) + "\n")
+    expressions = cfg["model"]["selected_attrs"][5:]
+    for e in expressions:
+        imwrite(str(tmp_path / "rafd" / e / "0.jpg"), rng.integers(0, 255, (256, 256, 3), dtype=np.uint8))
+    train = copy.deepcopy(cfg["dataset"]["train"])
+    train.update(batch_size=12, num_workers=0)
+    train["datasets"][0].update(dataroot=str(images), attr_path=str(tmp_path / "celeba" / "list_attr_celeba.txt"),
+                                test_count=0)
+    train["datasets"][1].update(dataroot=str(tmp_path / "rafd"))
+    dataset, loader, _ = build_dataloader(train, is_train=True, seed=0)
+    assert list(dataset.selected_attrs) == cfg["model"]["selected_attrs"]
+    batch = next(iter(loader))
+    assert batch["label"].shape == (12, 13) and batch["mask"].shape == (12, 2)
+    rafd = batch["mask"][:, 1] > 0
+    assert rafd.any() and (~rafd).any()
+    assert (batch["label"][rafd, :5] == 0).all() and (batch["label"][rafd, 5:].sum(1) == 1).all()
+    assert (batch["label"][~rafd, 5:] == 0).all()
+
+    mcfg = copy.deepcopy(cfg["model"])
+    mcfg["generator"].update(conv_dim=8, repeat_num=1)
+    mcfg["discriminator"].update(conv_dim=8)
+    model = build_model(mcfg)
+    assert model.nets["generator"].main[0].in_channels == 3 + 13 + 2  # image + labels + mask
+    model.setup_input(batch)
+    losses = model.train_iter(make_optimizers(model))
+    assert set(losses) >= {"D_adv_real", "D_adv_fake", "D_cls", "D_gp"}
+    assert all(torch.isfinite(torch.as_tensor(v)).all() for v in losses.values())
