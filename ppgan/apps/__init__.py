@@ -15,13 +15,18 @@ _WHERE = {"BasePredictor": "base_predictor", "ImagePredictor": "base_predictor",
           "StyleGANv2MixingPredictor": "styleganv2_predictor", "StyleGANv2FittingPredictor": "styleganv2_predictor",
           "StarGANPredictor": "stargan_predictor", "StarGANv2Predictor": "stargan_predictor",
           "SwinIRPredictor": "restoration_predictor", "NAFNetPredictor": "restoration_predictor",
-          "MPRPredictor": "restoration_predictor", "InvDNPredictor": "restoration_predictor"}
+          "MPRPredictor": "restoration_predictor", "InvDNPredictor": "restoration_predictor",
+          "IconVSRPredictor": "edvr_predictor", "BasicVSRPlusPlusPredictor": "edvr_predictor",
+          "BasiVSRPlusPlusPredictor": "edvr_predictor", "PPMSVSRPredictor": "edvr_predictor",
+          "PPMSVSRLargePredictor": "edvr_predictor"}
 
 __all__ = ["BasePredictor", "ImagePredictor", "GANPredictor", "RealSRPredictor", "EDVRPredictor",
            "BasicVSRPredictor", "DeOldifyPredictor", "EnhancePipeline", "Photo2CartoonPredictor",
            "FirstOrderPredictor", "Wav2LipPredictor", "StyleGANv2Predictor", "StyleGANv2MixingPredictor",
            "StyleGANv2FittingPredictor", "StarGANPredictor", "StarGANv2Predictor",
-           "SwinIRPredictor", "NAFNetPredictor", "MPRPredictor", "InvDNPredictor"]
+           "SwinIRPredictor", "NAFNetPredictor", "MPRPredictor", "InvDNPredictor",
+           "IconVSRPredictor", "BasicVSRPlusPlusPredictor", "BasiVSRPlusPlusPredictor", "PPMSVSRPredictor",
+           "PPMSVSRLargePredictor"]
 
 
 def __getattr__(name):

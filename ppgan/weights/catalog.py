@@ -138,6 +138,13 @@ _EDVR_M = {"in_nf": 3, "out_nf": 3, "scale_factor": 4, "nf": 64, "nframes": 5, "
            "back_RBs": 10, "center": 2, "predeblur": False, "HR_in": False}
 _EDVR_L = dict(_EDVR_M, nf=128, back_RBs=40)
 
+# PaddleGAN's msvsr_reds.yaml / msvsr_l_reds.yaml generators (PPMSVSRPredictor, PPMSVSRLargePredictor)
+_MSVSR = {"mid_channels": 32, "num_init_blocks": 2, "num_blocks": 3, "num_reconstruction_blocks": 2, "only_last": True,
+          "use_tiny_spynet": True, "deform_groups": 4, "stage1_groups": 8, "auxiliary_loss": True,
+          "use_refine_align": True, "aux_reconstruction_blocks": 1, "use_local_connnect": True}
+_MSVSR_L = dict(_MSVSR, mid_channels=64, num_init_blocks=5, num_blocks=7, num_reconstruction_blocks=5, only_last=False,
+                use_tiny_spynet=False, deform_groups=8, aux_reconstruction_blocks=2)
+
 _SPECS = [
     # PaddleGAN application weights (.pdparams). RealSR and DeOldify files are flat state dicts;
     # the models/ files are training exports nested by net name ('generator').
@@ -280,6 +287,20 @@ _SPECS = [
             role="model"),
     _paddle("wing", "FAN", {"fname_pretrained": None}, "models/wing.pdparams",
             "FAN (wing) face landmarks: StarGAN v2's high-pass masks (w_hpf > 0)", key="state_dict", role="model"),
+    # Recurrent video SR (issue 18): PaddleGAN's BasiVSRPlusPlus / IconVSR / PPMSVSR / PPMSVSRLarge
+    # predictors' nets (their configs' kwargs); each file nests the net under 'generator'.
+    _paddle("basicvsr++-reds", "BasicVSRPlusPlus", {"mid_channels": 64, "num_blocks": 7, "is_low_res_input": True},
+            "models/BasicVSR%2B%2B_reds_x4.pdparams",
+            "BasicVSR++ video SR x4 (REDS): PaddleGAN BasiVSRPlusPlusPredictor", key="generator"),
+    _paddle("iconvsr-reds", "IconVSR", {"mid_channels": 64, "num_blocks": 30, "padding": 2, "keyframe_stride": 5},
+            "models/IconVSR_reds_x4.pdparams", "IconVSR video SR x4 (REDS): PaddleGAN IconVSRPredictor",
+            key="generator"),
+    _paddle("pp-msvsr-reds", "MSVSR", _MSVSR, "models/PP-MSVSR_reds_x4.pdparams",
+            "PP-MSVSR video SR x4 (REDS): PaddleGAN PPMSVSRPredictor", key="generator"),
+    _paddle("pp-msvsr-l-reds", "MSVSR", _MSVSR_L, "models/PP-MSVSR-L_reds_x4.pdparams",
+            "PP-MSVSR-L video SR x4 (REDS): PaddleGAN PPMSVSRLargePredictor", key="generator"),
+    _paddle("pp-msvsr-vimeo90k", "MSVSR", _MSVSR, "models/PP-MSVSR_vimeo90k_x4.pdparams",
+            "PP-MSVSR video SR x4 (Vimeo-90K, BD degradation): PaddleGAN model zoo", key="generator"),
 ] + [_torchvision_vgg(t) for t in TORCHVISION_VGG_FILES]
 WEIGHTS = {s.name: s for s in _SPECS}
 
