@@ -329,6 +329,20 @@ def neutral_crop(crop):
     return luma[..., None] + chroma
 
 
+def random_colour_crop(img, size, rng):
+    """(crop, y, x): a random size x size crop of `img` that has colour (up to 20 tries: flat
+    crops such as black borders have no colour to take away), flipped left-right half the time."""
+    for _ in range(20):
+        y = int(rng.integers(0, img.shape[0] - size + 1))
+        x = int(rng.integers(0, img.shape[1] - size + 1))
+        crop = img[y:y + size, x:x + size]
+        if has_colour(crop):
+            break
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return crop, y, x
+
+
 def has_colour(crop, min_chroma=3.0):
     """Whether a uint8 crop has colour variation (mean |chroma - cast| >= `min_chroma` grey
     levels) and is mostly not black (a border), so `neutral_crop` can give it the base chroma."""
@@ -442,15 +456,7 @@ class EmbeddedAttributeDataset(BaseDataset):
         """(uint8 crop, name) of sample `index`: random (train) or the test grid."""
         if self.is_train:
             i = index % len(self.images)
-            img = self.images[i]
-            for _ in range(20):  # skip flat crops (black borders): no colour to make grey
-                y = int(rng.integers(0, img.shape[0] - self.size + 1))
-                x = int(rng.integers(0, img.shape[1] - self.size + 1))
-                crop = img[y:y + self.size, x:x + self.size]
-                if has_colour(crop):
-                    break
-            if rng.random() < 0.5:
-                crop = crop[:, ::-1]
+            crop, y, x = random_colour_crop(self.images[i], self.size, rng)
         else:
             i, y, x = self.crops[index // self.n_combos]
             crop = self.images[i][y:y + self.size, x:x + self.size]

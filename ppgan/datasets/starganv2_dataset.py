@@ -18,7 +18,7 @@ from .embedded_photos import load_photo
 from .image_folder import normalize_extensions, scan_images
 from .paired_dataset import check_folder
 from .preprocess import Preprocess
-from .stargan_dataset import LUMA, check_selected, has_colour, neutral_crop, photo_crops
+from .stargan_dataset import LUMA, check_selected, neutral_crop, photo_crops, random_colour_crop
 
 TRAIN_KEYS = ("src", "ref", "ref2")
 TEST_KEYS = ("src", "ref")
@@ -220,15 +220,7 @@ class EmbeddedDomainDataset(BaseDataset):
 
     def _random_crop(self, rng):
         i = int(rng.integers(len(self.images)))
-        img = self.images[i]
-        for _ in range(20):
-            y = int(rng.integers(0, img.shape[0] - self.size + 1))
-            x = int(rng.integers(0, img.shape[1] - self.size + 1))
-            crop = img[y:y + self.size, x:x + self.size]
-            if has_colour(crop):
-                break
-        if rng.random() < 0.5:
-            crop = crop[:, ::-1]
+        crop, y, x = random_colour_crop(self.images[i], self.size, rng)
         return neutral_crop(np.ascontiguousarray(crop)), f"skimage:{self.photos[i]}@{y},{x}"
 
     def _styled(self, base, name, cls, rng=None):
