@@ -28,7 +28,10 @@ __all__ = [
 from .wav2lip_dataset import SyncNetDataset, Wav2LipDataset  # noqa: F401,E402
 from .firstorder_dataset import FirstOrderDataset, PairedColorJitter  # noqa: F401,E402
 from .stargan_dataset import EmbeddedAttributeDataset, StarGANDataset, StarGANMultiDataset  # noqa: F401,E402
-from .nafnet_dataset import NAFNetTrain, NAFNetVal; from .swinir_dataset import SwinIRDataset  # noqa: F401,E402,E702 (issue 18, R1)
+from .nafnet_dataset import NAFNetTrain, NAFNetVal  # noqa: F401,E402 (issue 18, R1)
+from .swinir_dataset import SwinIRDataset  # noqa: F401,E402 (issue 18, R1)
 from .stargan_transforms import RandomResizedCrop, RandomResizedCropProb  # noqa: F401,E402
 from .starganv2_dataset import EmbeddedDomainDataset, StarGANv2Dataset  # noqa: F401,E402
-from .mpr_dataset import MPRTrain, MPRVal; from .invdn_dataset import InvDNDataset  # noqa: F401,E402,E702 (issue 18, R2)
+from .mpr_dataset import MPRTrain, MPRVal  # noqa: F401,E402 (issue 18, R2)
+from .invdn_dataset import InvDNDataset  # noqa: F401,E402 (issue 18, R2)
+from .restoration_demo import RestorationPhotoDataset  # noqa: F401,E402 (issue 18, W1)
