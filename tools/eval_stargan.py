@@ -111,7 +111,6 @@ def evaluate(model, loader, judge, max_batches=None):
 
 def evaluate_v2(model, loader, domains, seed=0, max_batches=None):
     """Domain accuracy of reference- and latent-guided translations, diversity and cycle L1."""
-    import numpy as np
     import torch
 
     from ppgan.datasets.starganv2_dataset import predict_domain
