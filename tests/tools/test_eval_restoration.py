@@ -116,14 +116,17 @@ def test_cli_scores_model_input_and_baselines(tmp_path, task):
     (["-c", "{config}", "--weights", "{garbage}"], "garbage.pth"),
     (["-c", "{config}", "--nlm_h", "0"], "nlm_h"),
 ])
-def test_cli_user_errors_are_one_line(tmp_path, args, match):
+def test_cli_user_errors_are_one_line(tmp_path, args, match, capsys, monkeypatch):
+    """In-process main() (the end-to-end tests above run the CLI as a subprocess)."""
     config, _ = write_config(tmp_path, "denoise")
     noconfig, _ = write_config(tmp_path / "..", "deblur", model=False)
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
     args = [a.format(config=config, noconfig=noconfig, garbage=garbage) for a in args]
-    r = run(args)
-    assert r.returncode != 0
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and match in lines[0], r.stderr
-    assert "Traceback" not in r.stderr
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PPGAN_DEBUG", raising=False)
+    assert er.main(args) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and match in lines[0], err
+    assert "Traceback" not in err
