@@ -77,13 +77,18 @@ class BasicVSRModel(BaseSRModel):
         self.set_flow_frozen(self.fix_iter > 0 and self.current_iter < self.fix_iter)
         opt = self.optimizer_for("generator", optimizers)
         opt.zero_grad(set_to_none=True)
-        output = self.nets["generator"](self.lq)
-        loss = criterion(output, gt)
+        loss, losses, output = self.training_losses(self.nets["generator"](self.lq), gt, criterion)
         self.backward(loss)
         self.step_scaling_flow_net(opt)
         self.output = self.keep(output)
         self._set_visuals()
-        return {self.loss_name: loss.detach()}
+        return losses
+
+    def training_losses(self, output, gt, criterion):
+        """(the loss to minimise, {name: detached value} to log, the restored clip) of the
+        generator's output."""
+        loss = criterion(output, gt)
+        return loss, {self.loss_name: loss.detach()}, output
 
     def step_scaling_flow_net(self, opt):
         """Optimizer step; SPyNet's update (when it learns) is then scaled by lr_mult."""

@@ -34,23 +34,13 @@ class MultiStageVSRModel(BasicVSRModel):
         super().__init__(generator, fix_iter=1 if fix_iter < 0 else fix_iter, lr_mult=self.FLOW_LR_MULT,
                          pixel_criterion=pixel_criterion)
 
-    def train_iter(self, optimizers=None):
-        gt = self._need_gt()
-        criterion = self._need(self.pixel_criterion, "pixel_criterion")
-        self.set_flow_frozen(self.fix_iter > 0 and self.current_iter < self.fix_iter)
-        opt = self.optimizer_for("generator", optimizers)
-        opt.zero_grad(set_to_none=True)
-        output = self.nets["generator"](self.lq)
-        losses = {}
+    def training_losses(self, output, gt, criterion):
+        terms = {}
         if isinstance(output, (tuple, list)):
             aux, output = output
-            losses["loss_pix_stage2"] = criterion(aux, gt)
-        losses["loss_pix"] = criterion(output, gt)
-        loss = sum(losses.values())
-        self.backward(loss)
-        self.step_scaling_flow_net(opt)
-        self.output = self.keep(output)
-        self._set_visuals()
-        out = {k: v.detach() for k, v in losses.items()}
-        out["loss"] = loss.detach()
-        return out
+            terms["loss_pix_stage2"] = criterion(aux, gt)
+        terms["loss_pix"] = criterion(output, gt)
+        loss = sum(terms.values())
+        logged = {k: v.detach() for k, v in terms.items()}
+        logged["loss"] = loss.detach()
+        return loss, logged, output

@@ -114,6 +114,8 @@ class BaseSRModel(BaseModel):
         opt.zero_grad(set_to_none=True)
         output = self.nets["generator"](self.lq)
         loss = criterion(output, gt)
+        if getattr(criterion, "higher_is_better", False):  # a similarity (SSIM) is maximised
+            loss = -loss
         value = loss.detach()
         if self.accept_step(value):
             self.backward(loss)

@@ -13,3 +13,6 @@ __all__ += ["PerceptualLoss"]
 from .pixel_loss import EdgeLoss, PSNRLoss
 
 __all__ += ["EdgeLoss", "PSNRLoss"]
+from .ssim import SSIM
+
+__all__ += ["SSIM"]
