@@ -11,7 +11,6 @@ import os
 import zlib
 
 import numpy as np
-import torch
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "parity")
 
@@ -64,6 +63,8 @@ class Fixture:
         data = np.load(os.path.join(FIXTURES, name + ".npz"), allow_pickle=False)
         self.meta = json.loads(str(data["meta_json"]))
         self.manifest = json.loads(str(data["manifest_json"]))
+        import torch  # lazily: the fixture makers import rule_tensor in a Paddle venv without torch
+
         self.inputs = [torch.from_numpy(data["in_" + n]) for n in self.meta["inputs"]]
         self.outputs = [data["out_" + n] for n in self.meta["outputs"]]
         self.kwargs = self.meta["kwargs"]
@@ -89,6 +90,8 @@ class Fixture:
 def paddle_state_of(net_class, seed=0):
     """The weights of `net_class()` built under `seed`, as a PaddleGAN .pdparams file holds them:
     {name: ndarray} plus Paddle's name table (nets whose names are PaddleGAN's: S3FD, BlazeFace)."""
+    import torch
+
     torch.manual_seed(seed)
     net = net_class()
     state = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
