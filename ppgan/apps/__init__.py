@@ -18,7 +18,8 @@ _WHERE = {"BasePredictor": "base_predictor", "ImagePredictor": "base_predictor",
           "MPRPredictor": "restoration_predictor", "InvDNPredictor": "restoration_predictor",
           "IconVSRPredictor": "edvr_predictor", "BasicVSRPlusPlusPredictor": "edvr_predictor",
           "BasiVSRPlusPlusPredictor": "edvr_predictor", "PPMSVSRPredictor": "edvr_predictor",
-          "PPMSVSRLargePredictor": "edvr_predictor"}
+          "PPMSVSRLargePredictor": "edvr_predictor",
+          "DiscriminatorSampler": "d_sampler_predictor"}
 
 __all__ = ["BasePredictor", "ImagePredictor", "GANPredictor", "RealSRPredictor", "EDVRPredictor",
            "BasicVSRPredictor", "DeOldifyPredictor", "EnhancePipeline", "Photo2CartoonPredictor",
@@ -26,7 +27,7 @@ __all__ = ["BasePredictor", "ImagePredictor", "GANPredictor", "RealSRPredictor",
            "StyleGANv2FittingPredictor", "StarGANPredictor", "StarGANv2Predictor",
            "SwinIRPredictor", "NAFNetPredictor", "MPRPredictor", "InvDNPredictor",
            "IconVSRPredictor", "BasicVSRPlusPlusPredictor", "BasiVSRPlusPlusPredictor", "PPMSVSRPredictor",
-           "PPMSVSRLargePredictor"]
+           "PPMSVSRLargePredictor", "DiscriminatorSampler"]
 
 
 def __getattr__(name):
