@@ -254,7 +254,8 @@ def sr_footprint():
 
 
 @pytest.mark.skipif(not LINUX, reason="ulimit -v and /proc are Linux")
-@pytest.mark.parametrize("side, extra_mib", [(2048, 64), (2048, 400), (1024, 40), (1024, 120)])
+@pytest.mark.parametrize("side, extra_mib", [pytest.param(2048, 64, marks=pytest.mark.slow), pytest.param(2048, 400, marks=pytest.mark.slow), (1024, 40),
+                                               pytest.param(1024, 120, marks=pytest.mark.slow)])
 def test_super_resolution_under_ulimit_v_is_one_line(tmp_path, sr_footprint, side, extra_mib):
     """An image whose x4 output cannot fit in what `ulimit -v` leaves: one line naming the memory
     needed, at once (before minutes of tiles), no traceback."""

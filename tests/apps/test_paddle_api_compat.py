@@ -154,13 +154,14 @@ def _flags_of(cli):
 @pytest.mark.parametrize("cli,args", [
     ("colorize.py", []),
     ("super_resolution.py", ["--model", "RealESRGAN_x4plus"]),
-    ("super_resolution.py", ["--model", "edvr-l-w-tsa"]),
-    ("super_resolution.py", ["--weight_path", "/no/such/weights.pth"]),
+    pytest.param("super_resolution.py", ["--model", "edvr-l-w-tsa"], marks=pytest.mark.slow),
+    pytest.param("super_resolution.py", ["--weight_path", "/no/such/weights.pth"], marks=pytest.mark.slow),
     ("video-enhance.py", ["--process_order", "DeOldify", "RealSR"]),
-    ("video-enhance.py", ["--process_order", "RealSR", "--RealSR_model", "RealESRGAN_x4plus"]),
+    pytest.param("video-enhance.py", ["--process_order", "RealSR", "--RealSR_model", "RealESRGAN_x4plus"],
+                 marks=pytest.mark.slow),
     ("video-enhance.py", ["--process_order", "RealSR", "--RealSR_weight", "/no/such/weights.pth"]),
-    ("video-enhance.py", ["--process_order", "EDVR"]),
-    ("video-enhance.py", ["--process_order", "BasicVSR"]),
+    pytest.param("video-enhance.py", ["--process_order", "EDVR"], marks=pytest.mark.slow),
+    pytest.param("video-enhance.py", ["--process_order", "BasicVSR"], marks=pytest.mark.slow),
     ("gan_generate.py", ["--weight_path", "/no/such/weights.pdparams"]),
 ])
 def test_offline_messages_name_the_tools_own_flags(tmp_path, cli, args):
@@ -207,7 +208,8 @@ def _gan_generate(args, cwd):
 
 
 @pytest.mark.parametrize("extra,where", [([], os.path.join("output", "GANGenerate")),
-                                         (["--output", "mine"], os.path.join("mine", "GANGenerate")),
+                                         pytest.param(["--output", "mine"], os.path.join("mine", "GANGenerate"),
+                                                      marks=pytest.mark.slow),
                                          (["--output_path", "exact"], "exact")])
 def test_gan_generate_writes_under_output_app_like_every_app(tmp_path, gan_weight, extra, where):
     out = _gan_generate(["--weight_path", gan_weight] + extra, str(tmp_path))

@@ -102,7 +102,7 @@ def test_cli_writes_output_and_crops(p2c_weights, astronaut_png, tmp_path):
     assert imread(str(folder / "astronaut_cartoon_p2c_cartoon.png")).shape == (256, 256, 3)
 
 
-@pytest.mark.parametrize("photo", ["coffee", "rocket"])
+@pytest.mark.parametrize("photo", ["coffee", pytest.param("rocket", marks=pytest.mark.slow)])
 def test_no_face_is_one_error_line_and_no_output(p2c_weights, tmp_path, photo):
     src = tmp_path / f"{photo}.png"
     imwrite(str(src), getattr(data, photo)())

@@ -135,6 +135,7 @@ def test_edvr_window_uses_neighbours_and_repeats_edges():
     assert seen[0] == [0, 0, 0, 1, 2] and seen[3] == [1, 2, 3, 4, 5] and seen[6] == [4, 5, 6, 6, 6]
 
 
+@pytest.mark.slow  # several minutes of the suite on 2 cores; `make test-all` runs it
 def test_deoldify_video_temporal_smoothing_reduces_flicker(tmp_path, clip, deoldify_weights):
     w = deoldify_weights
     src, info = clip
@@ -155,6 +156,7 @@ def test_deoldify_video_temporal_smoothing_reduces_flicker(tmp_path, clip, deold
     assert chroma_flicker(outs[0.9]) < 0.85 * chroma_flicker(outs[0.0])
 
 
+@pytest.mark.slow  # several minutes of the suite on 2 cores; `make test-all` runs it
 def test_video_enhance_cli_chains_models_in_one_pass(tmp_path, clip, deoldify_weights):
     w = deoldify_weights
     src, _ = clip
@@ -208,6 +210,7 @@ def test_video_sr_predictors_on_images_tiled_with_alpha_and_gray(tmp_path):
     assert deep.shape == (128, 192, 3) and deep.dtype == np.uint16
 
 
+@pytest.mark.slow  # several minutes of the suite on 2 cores; `make test-all` runs it
 def test_killed_video_job_starts_over_with_other_weights_or_precision(tmp_path, clip, sr2, caplog):
     """The resume key holds each stage's weight sha256 and precision: a killed job continues with
     the same predictor, and starts over (saying why) with another weight file or precision."""

@@ -446,7 +446,7 @@ def _import_footprint():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ulimit -v and /proc are Linux")
-@pytest.mark.parametrize("extra_mib", [24, 96, 180, 260])
+@pytest.mark.parametrize("extra_mib", [24, 96, pytest.param(180, marks=pytest.mark.slow), pytest.param(260, marks=pytest.mark.slow)])
 def test_training_under_ulimit_v_ends_in_one_line(tmp_path, extra_mib):
     """Under `ulimit -v` a little above what the libraries need: success, or one `error:` line and
     exit 2; never a traceback, an abort (134) or a crash (139), and no empty run folder."""

@@ -171,7 +171,11 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD))
+# The cases that only differ in the message checked run in `make test-all` (slow).
+FAST_BAD = {"missing file", "not a video", "unknown detector", "bad weights"}
+
+
+@pytest.mark.parametrize("case", [c if c in FAST_BAD else pytest.param(c, marks=pytest.mark.slow) for c in sorted(BAD)])
 def test_bad_input_is_one_error_line(tmp_path, case):
     (tmp_path / "fake.png").write_bytes(b"plain text, not a PNG\n" * 5)
     (tmp_path / "fake.mp4").write_bytes(b"plain text, not a video\n" * 5)
