@@ -510,7 +510,7 @@ def test_shipped_v2_demo_config_builds():
 
 @pytest.mark.parametrize("case, expect", [
     ("unknown_attr", "unknown attribute name(s) 'Blonde_Hair'"),
-    ("missing_image", "are not in"),
+    pytest.param("missing_image", "are not in", marks=pytest.mark.slow),
     ("count_mismatch", "says 7 images"),
 ])
 def test_training_cli_reports_data_errors_in_one_line(tmp_path, case, expect):

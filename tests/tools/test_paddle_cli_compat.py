@@ -207,10 +207,11 @@ def test_float_and_int_values_still_fit():
 
 @pytest.mark.parametrize("override, expect", [
     ("total_iters=0", "config key 'total_iters' must be an integer >= 1, got 0"),
-    ("total_iters=-5", "config key 'total_iters' must be an integer >= 1, got -5"),
-    ("epochs=0", "config key 'epochs' must be an integer >= 1, got 0"),
+    pytest.param("total_iters=-5", "config key 'total_iters' must be an integer >= 1, got -5", marks=pytest.mark.slow),
+    pytest.param("epochs=0", "config key 'epochs' must be an integer >= 1, got 0", marks=pytest.mark.slow),
     ("log_config.interval=0", "config key 'log_config.interval' must be an integer >= 1, got 0"),
-    ("log_config.interval=2.5", "config key 'log_config.interval' must be an integer >= 1, got 2.5"),
+    pytest.param("log_config.interval=2.5", "config key 'log_config.interval' must be an integer >= 1, got 2.5",
+                 marks=pytest.mark.slow),
 ])
 def test_zero_lengths_and_intervals(tiny_cfg, tmp_path, override, expect):
     line = _one_line_error(run_cli(["tools/main.py", "-c", write_yaml(tmp_path / "c.yaml", tiny_cfg),
