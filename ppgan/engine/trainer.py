@@ -28,6 +28,7 @@ import copy
 import os
 import shutil
 import random
+import re
 import sys
 import time
 import warnings
@@ -892,7 +893,7 @@ class Trainer:
         if self.scaler is not None:
             self.scaler.update()
         with warnings.catch_warnings():  # a net stepped every n-th iteration (n_critic) has not stepped yet
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()` before")
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
             for s in self.schedulers.values():
                 s.step()
         self.iter += 1

@@ -173,3 +173,16 @@ def test_validation_at_start_writes_before_after_grid(tiny_cfg, tmp_path):
     grid = cv2.imread(str(tmp_path / "before_after.png"), cv2.IMREAD_UNCHANGED)
     # rows: fake before, fake after, real; 8 images of 16 px per row, padding 2
     assert grid.shape[:2] == (2 + 3 * 18, 2 + 8 * 18)
+
+
+def test_a_net_that_has_not_stepped_yet_gives_no_scheduler_order_warning(tiny_cfg, tmp_path):
+    # G's first step comes at iteration 3: its scheduler steps before its optimizer ever has
+    import warnings
+
+    tiny_cfg["total_iters"] = 4
+    tiny_cfg["model"]["params"] = {"disc_start_iters": 3}
+    tr = Trainer(tiny_cfg, device="cpu", run_dir=str(tmp_path), quiet=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tr.train()
+    assert not [w for w in caught if "lr_scheduler.step()" in str(w.message)], [str(w.message) for w in caught]
