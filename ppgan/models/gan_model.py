@@ -2,10 +2,30 @@
 
 PaddleGAN's `GANModel` interface and config keys (`generator`, `discriminator`,
 `gan_criterion`, `params`). `DCGANModel` is the same model under PaddleGAN's DCGAN name.
+
+Options, each one switch in `params` (all off by default, so PaddleGAN configs train as before):
+- `ema_decay`: a moving average of G's weights, `netG_ema` (Karras et al. 2018; Yazici et al.
+  2019), updated after every G step, used for the sample grids and `test_iter`, saved beside netG
+  and preferred at inference.
+- ImprovedGAN (Salimans et al., 2016, https://arxiv.org/abs/1606.03498; facts from
+  openai/improved-gan): `feature_matching` (G matches the batch mean of D's last hidden layer on
+  real vs fake), `historical_averaging` (penalty ||theta - running mean of theta||^2 on G and D).
+  One-sided label smoothing is `gan_criterion.label_smoothing`; minibatch discrimination and
+  virtual batch norm are options of the nets (DCDiscriminator `minibatch_kernels`, DCGenerator
+  `norm_type: virtual_batch`).
+- PacGAN (Lin et al., 2018, https://arxiv.org/abs/1712.04086; facts from fjxmlzn/PacGAN):
+  `pack` m > 1: D judges packs of m samples stacked along channels (real with real, fake with
+  fake), so its input_nc is m * C. The loader's batch of B images makes B / m real packs and G
+  draws B fakes for B / m fake packs: set `dataset.train.batch_size` = packs per step * m.
 """
+import copy
+import inspect
+
 import torch
 
+from ..modules.improved_gan import HistoricalAverage, feature_matching_loss, pack
 from ..modules.init import init_weights
+from ..utils.errors import ConfigError
 from .base_model import BaseModel
 from .builder import MODELS
 from .criterions.builder import build_criterion
@@ -14,7 +34,9 @@ from .discriminators.builder import build_discriminator
 from .generators.builder import build_generator
 
 PARAM_KEYS = ("disc_iters", "disc_start_iters", "samples_every_row", "visual_interval", "gp_weight",
-              "clip_value", "init_type", "init_gain", "n_samples", "sample_seed")
+              "clip_value", "init_type", "init_gain", "n_samples", "sample_seed",
+              "ema_decay", "ema_start_iters", "feature_matching", "historical_averaging", "pack")
+EMA = "netG_ema"
 
 
 @MODELS.register()
@@ -28,13 +50,25 @@ class GANModel(BaseModel):
             disc_start_iters (no G step before, default 0), gp_weight (WGAN-GP, default 10),
             clip_value (WGAN weight clipping, default 0.01), init_type / init_gain
             (default normal / 0.02), samples_every_row (grid width, default 8),
-            n_samples (fixed samples in the grid, default 64), sample_seed (default 0).
+            n_samples (fixed samples in the grid, default 64), sample_seed (default 0);
+            ema_decay (netG_ema <- decay * netG_ema + (1 - decay) * netG after each G step;
+            0 = no netG_ema, default 0), ema_start_iters (before it netG_ema copies netG,
+            default 0); feature_matching (weight of the feature-matching loss added to G's loss,
+            default 0; with gan_criterion.loss_weight 0 it is G's only objective, as in the
+            paper); historical_averaging (weight of the penalty on G and D, default 0);
+            pack (PacGAN's m, default 1; D's input_nc must be m * C).
     Batches: {'img': [N, C, H, W] in [-1, 1], optional 'class_id': [N] int64}.
+    Nets: netG, netD, and with the options netG_ema (no optimizer), netG_hist / netD_hist
+    (the historical averages, buffers only).
+    Losses: D_fake_loss, D_real_loss (+ D_gp_loss for wgangp, D_hist_loss), G_adv_loss
+    (+ G_fm_loss, G_hist_loss) on iterations with a G step.
     """
+
+    param_keys = PARAM_KEYS  # subclasses with more params extend it
 
     def __init__(self, generator, discriminator=None, gan_criterion=None, params=None):
         super().__init__(params)
-        self.check_param_keys(PARAM_KEYS)
+        self.check_param_keys(self.param_keys)
         p = self.params
         self.disc_iters = int(p.get("disc_iters", 1))
         self.disc_start_iters = int(p.get("disc_start_iters", 0))
@@ -43,14 +77,107 @@ class GANModel(BaseModel):
         self.clip_value = float(p.get("clip_value", 0.01))
         self.n_samples = int(p.get("n_samples", 64))
         self.sample_seed = int(p.get("sample_seed", 0))
+        self.ema_decay = float(p.get("ema_decay", 0.0))
+        self.ema_start_iters = int(p.get("ema_start_iters", 0))
+        self.feature_matching = float(p.get("feature_matching", 0.0))
+        self.historical_averaging = float(p.get("historical_averaging", 0.0))
+        self.pack = int(p.get("pack", 1))
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"model.params.ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
+        if self.ema_start_iters < 0:
+            raise ConfigError(f"model.params.ema_start_iters must be >= 0, got {self.ema_start_iters}")
+        if self.feature_matching < 0 or self.historical_averaging < 0:
+            raise ConfigError("model.params.feature_matching and historical_averaging must be >= 0")
+        if self.pack < 1:
+            raise ConfigError(f"model.params.pack must be >= 1, got {self.pack}")
         init_type, init_gain = p.get("init_type", "normal"), float(p.get("init_gain", 0.02))
 
         self.nets["netG"] = init_weights(build_generator(generator), init_type, init_gain)
+        self.n_class = int(getattr(self.nets["netG"], "n_class", 0))
         if discriminator is not None:
             self.nets["netD"] = init_weights(build_discriminator(discriminator), init_type, init_gain)
+            self._check_discriminator(self.nets["netD"])
+        if self.ema_decay > 0:
+            self.nets[EMA] = copy.deepcopy(self.nets["netG"]).requires_grad_(False).eval()
+        if self.historical_averaging > 0 and discriminator is not None:
+            self.nets["netG_hist"] = HistoricalAverage(self.nets["netG"])
+            self.nets["netD_hist"] = HistoricalAverage(self.nets["netD"])
         self.criterionGAN = build_criterion(gan_criterion) if gan_criterion else None
-        self.n_class = int(getattr(self.nets["netG"], "n_class", 0))
         self._fixed_inputs = None
+        self._real_features = None
+
+    def _check_discriminator(self, net_d):
+        if self.feature_matching > 0:
+            if "return_features" not in inspect.signature(net_d.forward).parameters:
+                raise ConfigError(f"model.params.feature_matching needs a discriminator with "
+                                  f"forward(x, return_features=True); {type(net_d).__name__} has none")
+        if self.pack > 1:
+            if self.n_class:
+                raise ConfigError("model.params.pack > 1 (PacGAN) is for unconditional GANs; "
+                                  "this generator is class-conditional")
+            c_in, c_out = getattr(net_d, "input_nc", None), getattr(self.nets["netG"], "output_nc", None)
+            if c_in is not None and c_out is not None and c_in != c_out * self.pack:
+                raise ConfigError(f"model.discriminator.input_nc must be generator.output_nc * pack = "
+                                  f"{c_out} * {self.pack} = {c_out * self.pack} (PacGAN), got {c_in}")
+
+    # ---- moving average ------------------------------------------------------------------
+    def train(self):
+        super().train()
+        if EMA in self.nets:
+            self.nets[EMA].eval()
+
+    def optimizer_config(self, optimizer, lr_scheduler):
+        """Refuse an optimizer over netG_ema or the historical averages (they are not trained)."""
+        groups = {"optim": optimizer} if isinstance(optimizer, dict) and "name" in optimizer else optimizer
+        for name, ocfg in (groups or {}).items():
+            for net in (ocfg.get("net_names") or ()) if isinstance(ocfg, dict) else ():
+                if net == EMA or str(net).endswith("_hist"):
+                    raise ConfigError(f"optimizer.{name}.net_names: '{net}' is not trained (a moving average)")
+        return optimizer, lr_scheduler
+
+    @torch.no_grad()
+    def accumulate(self):
+        """netG_ema <- decay * netG_ema + (1 - decay) * netG on parameters (a copy before
+        `ema_start_iters`); buffers (batch-norm statistics, VBN's reference latents) copied."""
+        if EMA not in self.nets:
+            return
+        ema, gen = self.nets[EMA], self.nets["netG"]
+        weight = 1.0 if self.current_iter < self.ema_start_iters else 1.0 - self.ema_decay
+        torch._foreach_lerp_(list(ema.parameters()), list(gen.parameters()), weight)
+        for b_ema, b in zip(ema.buffers(), gen.buffers()):
+            b_ema.copy_(b)
+
+    def fill_missing_ema(self, loaded):
+        """After `--load` of the nets in `loaded`: a file with netG but no netG_ema (PaddleGAN's,
+        or a run without EMA) starts the average from netG; historical averages restart from the
+        loaded parameters. Returns the names filled."""
+        filled = []
+        if EMA in self.nets and "netG" in loaded and EMA not in loaded:
+            self.nets[EMA].load_state_dict(self.nets["netG"].state_dict())
+            filled.append(EMA)
+        for name in ("netG", "netD"):
+            hist = name + "_hist"
+            if hist in self.nets and name in loaded and hist not in loaded:
+                self.nets[hist].reset(self.nets[name])
+                filled.append(hist)
+        return filled
+
+    def load_state_dict(self, state, strict=True):
+        """As BaseModel's; a state without netG_ema / the historical averages (a run without
+        them, PaddleGAN's files) starts them from the loaded netG / netD."""
+        state = dict(state)
+        if EMA in self.nets and "netG" in state and EMA not in state:
+            state[EMA] = state["netG"]
+        restart = [n for n in ("netG", "netD") if n + "_hist" in self.nets and n in state and n + "_hist" not in state]
+        for n in restart:
+            state[n + "_hist"] = self.nets[n + "_hist"].state_dict()
+        super().load_state_dict(state, strict=strict)
+        for n in restart:
+            self.nets[n + "_hist"].reset(self.nets[n])
+
+    def sampler(self):
+        """The generator that makes samples: netG_ema when the model has one."""
+        return self.nets.get(EMA, self.nets["netG"])
 
     # ---- inputs --------------------------------------------------------------------------
     def setup_input(self, input):
@@ -60,6 +187,9 @@ class GANModel(BaseModel):
             input = {"img": input}
         self.real = input["img"].to(self.device, non_blocking=True)
         self.real_class = input["class_id"].to(self.device).long() if "class_id" in input and self.n_class else None
+        if self.pack > 1 and self.real.shape[0] % self.pack:
+            raise ConfigError(f"PacGAN: a batch of {self.real.shape[0]} images cannot be split into packs of "
+                              f"{self.pack}; make dataset batch_size a multiple of model.params.pack")
 
     def _g_inputs(self, batch_size):
         inputs = self.nets["netG"].random_inputs(batch_size, device=self.device)
@@ -82,9 +212,16 @@ class GANModel(BaseModel):
 
     # ---- training ------------------------------------------------------------------------
     def _d_loss(self, net_d, fake, cond):
+        """D's loss on packed fakes and reals (pack 1: the images), and D's last hidden features
+        on the reals (detached) when feature matching needs them."""
         crit = self.criterionGAN
-        pred_fake = net_d(fake.detach(), *cond)
-        pred_real = net_d(self.real, *cond)
+        real = pack(self.real, self.pack)
+        pred_fake = net_d(pack(fake.detach(), self.pack), *cond)
+        if self.feature_matching > 0:
+            pred_real, feat_real = net_d(real, *cond, return_features=True)
+            self._real_features = self.keep(feat_real)  # a copy under CUDA graphs (D runs again before use)
+        else:
+            pred_real = net_d(real, *cond)
         losses = {"D_fake_loss": crit(pred_fake, False, is_disc=True),
                   "D_real_loss": crit(pred_real, True, is_disc=True)}
         total = losses["D_fake_loss"] + losses["D_real_loss"]
@@ -92,10 +229,26 @@ class GANModel(BaseModel):
             total = total * 0.5
         if crit.gan_mode == "wgangp":
             with torch.autocast(self.device.type, enabled=False):
-                losses["D_gp_loss"] = gradient_penalty(net_d, self.real.float(), fake.float(),
+                losses["D_gp_loss"] = gradient_penalty(net_d, real.float(), pack(fake, self.pack).float(),
                                                        *cond, weight=self.gp_weight)
             total = total + losses["D_gp_loss"]
+        if "netD_hist" in self.nets:
+            losses["D_hist_loss"] = self.historical_averaging * self.nets["netD_hist"].penalty(net_d)
+            total = total + losses["D_hist_loss"]
         return total, losses
+
+    def _g_loss(self, net_d, fake, cond):
+        losses = {}
+        if self.feature_matching > 0:
+            pred, feat_fake = net_d(pack(fake, self.pack), *cond, return_features=True)
+            # the reals' features come from this iteration's D step (before D's update)
+            losses["G_fm_loss"] = self.feature_matching * feature_matching_loss(self._real_features, feat_fake)
+        else:
+            pred = net_d(pack(fake, self.pack), *cond)
+        losses["G_adv_loss"] = self.criterionGAN(pred, True)
+        if "netG_hist" in self.nets:
+            losses["G_hist_loss"] = self.historical_averaging * self.nets["netG_hist"].penalty(self.nets["netG"])
+        return sum(losses.values()), losses
 
     def train_iter(self, optimizers=None):
         net_g, net_d = self.nets["netG"], self.nets["netD"]
@@ -113,24 +266,30 @@ class GANModel(BaseModel):
             with torch.no_grad():
                 for p in net_d.parameters():
                     p.clamp_(-self.clip_value, self.clip_value)
+        if "netD_hist" in self.nets:
+            self.nets["netD_hist"].update(net_d)
 
         # G step every `disc_iters` iterations, with D frozen (its parameters take no gradient).
         if self.current_iter >= self.disc_start_iters and self.current_iter % self.disc_iters == 0:
             opt_g.zero_grad(set_to_none=True)
             with self.frozen(net_d):
-                loss_g = self.criterionGAN(net_d(fake, *cond), True)
+                loss_g, g_losses = self._g_loss(net_d, fake, cond)
                 self.backward(loss_g)
             self.optimizer_step(opt_g)
-            losses["G_adv_loss"] = loss_g
+            losses.update(g_losses)
+            if "netG_hist" in self.nets:
+                self.nets["netG_hist"].update(net_g)
+            self.accumulate()
         self.fake = self.keep(fake)
+        self._real_features = None
         return {k: v.detach() for k, v in losses.items()}
 
     # ---- evaluation ----------------------------------------------------------------------
     @torch.no_grad()
     def test_iter(self, metrics=None):
         """Generate a batch like the current real one; metrics get (fake, real), or
-        (fake, requested class ids) when they declare `needs_class_id`."""
-        net_g = self.nets["netG"]
+        (fake, requested class ids) when they declare `needs_class_id`. Uses netG_ema when present."""
+        net_g = self.sampler()
         was_training = net_g.training
         net_g.eval()
         g_inputs = self._g_inputs(self.real.shape[0])
@@ -147,11 +306,15 @@ class GANModel(BaseModel):
 
     @torch.no_grad()
     def visuals(self):
-        net_g = self.nets["netG"]
-        was_training = net_g.training
-        net_g.eval()
-        out = {"fixed_samples": net_g(*self.fixed_inputs())}
-        net_g.train(was_training)
+        """The fixed grid from netG ('fixed_samples') and, with EMA, from netG_ema ('fixed_samples_ema')."""
+        out = {}
+        for key, name in (("fixed_samples", "netG"), ("fixed_samples_ema", EMA)):
+            if name in self.nets:
+                net_g = self.nets[name]
+                was_training = net_g.training
+                net_g.eval()
+                out[key] = net_g(*self.fixed_inputs())
+                net_g.train(was_training)
         return out
 
 

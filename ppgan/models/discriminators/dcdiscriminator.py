@@ -4,6 +4,7 @@ import math
 from torch import nn
 
 from ...utils.errors import ConfigError
+from ...modules.improved_gan import MinibatchDiscrimination
 from ...modules.norm import build_norm_layer
 from .builder import DISCRIMINATORS
 
@@ -17,12 +18,22 @@ class DCDiscriminator(nn.Module):
         ndf (int): channels of the first conv (default 64); doubled per level up to 8x.
         norm_type (str): 'batch', 'instance' (default, as PaddleGAN) or 'none'.
         input_size (int): S, a power of two >= 8 (default 64, PaddleGAN's only size).
+        minibatch_kernels (int): B of minibatch discrimination (Salimans et al., 2016) on the
+            last hidden layer's features; 0 (default) = off, PaddleGAN's net. When on, the last
+            4x4 conv becomes `minibatch` + a linear `head` on [features, B minibatch features].
+        minibatch_kernel_dim (int): C, the dimension of each minibatch kernel (default 5).
+    Call: D(x) -> logits; D(x, return_features=True) -> (logits, features [N, F]) where
+        features are the last hidden layer's activations (for feature matching).
     """
 
-    def __init__(self, input_nc, ndf=64, norm_type="instance", input_size=64):
+    def __init__(self, input_nc, ndf=64, norm_type="instance", input_size=64, minibatch_kernels=0,
+                 minibatch_kernel_dim=5):
         super().__init__()
         if input_size < 8 or input_size & (input_size - 1):
             raise ConfigError(f"input_size must be a power of two >= 8, got {input_size}")
+        if minibatch_kernels < 0:
+            raise ConfigError(f"minibatch_kernels must be >= 0, got {minibatch_kernels}")
+        self.input_nc = input_nc
         # PaddleGAN's batch branch uses plain BatchNorm2D (running stats in eval mode).
         norm_layer = nn.BatchNorm2d if norm_type == "batch" else build_norm_layer(norm_type)
         n_down = int(math.log2(input_size)) - 2  # stride-2 convs down to 4x4
@@ -34,8 +45,23 @@ class DCDiscriminator(nn.Module):
             prev, mult = mult, min(2 ** n, 8)
             layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, 2, 1, bias=norm_type == "batch"),
                        norm_layer(ndf * mult), nn.LeakyReLU(0.2)]
-        layers += [nn.Conv2d(ndf * mult, 1, 4, 1, 0)]
+        n_features = ndf * mult * 4 * 4
+        if minibatch_kernels:
+            self.minibatch = MinibatchDiscrimination(n_features, minibatch_kernels, minibatch_kernel_dim)
+            self.head = nn.Linear(n_features + minibatch_kernels, 1)
+        else:
+            layers += [nn.Conv2d(ndf * mult, 1, 4, 1, 0)]
         self.model = nn.Sequential(*layers)
+        self.use_minibatch = bool(minibatch_kernels)
 
-    def forward(self, input):
-        return self.model(input)
+    def forward(self, input, return_features=False):
+        if self.use_minibatch:
+            h = self.model(input).flatten(1)
+            out = self.head(self.minibatch(h))[:, :, None, None]
+        elif return_features:
+            h = self.model[:-1](input)
+            out = self.model[-1](h)
+            h = h.flatten(1)
+        else:
+            return self.model(input)
+        return (out, h) if return_features else out

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ...utils.errors import ConfigError
+from ...modules.improved_gan import VirtualBatchNorm2d
 from ...modules.norm import build_norm_layer
 from .builder import GENERATORS
 
@@ -21,19 +22,39 @@ class DCGenerator(nn.Module):
         input_nc (int): accepted for PaddleGAN config compatibility; unused.
         output_nc (int): output channels.
         ngf (int): channels of the last hidden layer (default 64); earlier layers double it.
-        norm_type (str): 'batch' (default), 'instance' or 'none'.
+        norm_type (str): 'batch' (default), 'instance', 'none' or 'virtual_batch' (virtual batch
+            norm, Salimans et al. 2016: every forward also runs a reference batch of latents
+            drawn once at construction, kept in the buffer `vbn_ref_z` so checkpoints hold it).
         padding_type (str): accepted for PaddleGAN compatibility; unused.
         output_size (int): S, a power of two >= 8 (default 64, PaddleGAN's only size).
+        vbn_ref_size (int): reference batch size for 'virtual_batch' (default 32).
+        vbn_seed (int): seed of the reference latents (default 20160610, an arbitrary large seed:
+            not one of the small seeds that sample grids and evaluation tools draw latents with,
+            whose first latents would then be the reference batch's; the adversarial loss never
+            sees the reference rows' images, and in a test run G turned them, and those samples,
+            into noise).
     """
 
     def __init__(self, input_nz, input_nc, output_nc, ngf=64, norm_type="batch",
-                 padding_type="reflect", output_size=64):
+                 padding_type="reflect", output_size=64, vbn_ref_size=32, vbn_seed=20160610):
         super().__init__()
         if output_size < 8 or output_size & (output_size - 1):
             raise ConfigError(f"output_size must be a power of two >= 8, got {output_size}")
         self.input_nz = input_nz
-        # PaddleGAN's batch branch uses plain BatchNorm2D (running stats in eval mode).
-        norm_layer = nn.BatchNorm2d if norm_type == "batch" else build_norm_layer(norm_type)
+        self.output_nc = output_nc
+        self.vbn_ref_size = 0
+        if norm_type == "virtual_batch":
+            if int(vbn_ref_size) < 1:
+                raise ConfigError(f"vbn_ref_size must be >= 1, got {vbn_ref_size}")
+            self.vbn_ref_size = int(vbn_ref_size)
+            gen = torch.Generator().manual_seed(int(vbn_seed))
+            self.register_buffer("vbn_ref_z", torch.randn(self.vbn_ref_size, input_nz, 1, 1, generator=gen))
+
+            def norm_layer(c):
+                return VirtualBatchNorm2d(c, self.vbn_ref_size)
+        else:
+            # PaddleGAN's batch branch uses plain BatchNorm2D (running stats in eval mode).
+            norm_layer = nn.BatchNorm2d if norm_type == "batch" else build_norm_layer(norm_type)
         n_mid = int(math.log2(output_size)) - 3  # stride-2 blocks between the 4x4 seed and the last layer
         mult = 2 ** n_mid
         # PaddleGAN: use_bias is False for every norm_type (its partial() never equals BatchNorm2D).
@@ -52,4 +73,7 @@ class DCGenerator(nn.Module):
     def forward(self, x):
         if x.ndim == 2:
             x = x[:, :, None, None]
+        if self.vbn_ref_size:  # the reference batch runs first; its rows are dropped at the end
+            r = self.vbn_ref_size
+            return self.model(torch.cat([self.vbn_ref_z.to(x.dtype), x]))[r:]
         return self.model(x)
