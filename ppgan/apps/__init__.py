@@ -19,7 +19,8 @@ _WHERE = {"BasePredictor": "base_predictor", "ImagePredictor": "base_predictor",
           "IconVSRPredictor": "edvr_predictor", "BasicVSRPlusPlusPredictor": "edvr_predictor",
           "BasiVSRPlusPlusPredictor": "edvr_predictor", "PPMSVSRPredictor": "edvr_predictor",
           "PPMSVSRLargePredictor": "edvr_predictor",
-          "DiscriminatorSampler": "d_sampler_predictor", "Vid2VidPredictor": "vid2vid_predictor"}
+          "DiscriminatorSampler": "d_sampler_predictor", "Vid2VidPredictor": "vid2vid_predictor",
+          "TextToImagePredictor": "text2image_predictor"}
 
 __all__ = ["BasePredictor", "ImagePredictor", "GANPredictor", "RealSRPredictor", "EDVRPredictor",
            "BasicVSRPredictor", "DeOldifyPredictor", "EnhancePipeline", "Photo2CartoonPredictor",
@@ -27,7 +28,7 @@ __all__ = ["BasePredictor", "ImagePredictor", "GANPredictor", "RealSRPredictor",
            "StyleGANv2FittingPredictor", "StarGANPredictor", "StarGANv2Predictor",
            "SwinIRPredictor", "NAFNetPredictor", "MPRPredictor", "InvDNPredictor",
            "IconVSRPredictor", "BasicVSRPlusPlusPredictor", "BasiVSRPlusPlusPredictor", "PPMSVSRPredictor",
-           "PPMSVSRLargePredictor", "DiscriminatorSampler", "Vid2VidPredictor"]
+           "PPMSVSRLargePredictor", "DiscriminatorSampler", "Vid2VidPredictor", "TextToImagePredictor"]
 
 
 def __getattr__(name):
