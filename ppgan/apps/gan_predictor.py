@@ -6,11 +6,19 @@ pixels per batch), and a grid holds at most `max_grid_pixels` pixels; more sampl
 holds are written as several numbered grids (samples_00000.png, samples_00001.png, ...), each
 assembled from its batches and written before the next is generated. The batch size depends only
 on the generator (never on free memory), so a seed gives the same images on every machine.
+
+A weight file that holds a moving average of the generator (`netG_ema`, written by models with
+`ema_decay`) is sampled through it unless `use_ema=False`. `truncation` (BigGAN's truncation
+trick, Brock et al. 2019, sec. 3.1) draws z from the standard normal truncated to [-t, t]: each
+sample's z is mapped through its normal quantile, so with the same seed sample i at threshold t
+is sample i of the untruncated draw pulled towards 0 (a sweep over t shows the same images
+losing variety and gaining fidelity).
 """
 import math
 import os
 
 import torch
+from torch.special import ndtr, ndtri
 
 from ..models.generators import build_generator
 from ..utils.config import load_config
@@ -44,6 +52,32 @@ def _generator_diff(saved, model_cfg, limit=3):
     return [f"generator.{k} ({a.get(k)!r} in the file, {b.get(k)!r} here)" for k in keys[:limit]]
 
 
+def truncate_latent(z, threshold):
+    """z ~ N(0, 1) elementwise -> the standard normal truncated to [-threshold, threshold], by
+    quantile: u = Phi(z) is uniform, and Phi^-1(Phi(-t) + u (Phi(t) - Phi(-t))) follows the
+    truncated normal. Monotone in z, so every sample keeps its place. `threshold` > 0."""
+    t = float(threshold)
+    if not t > 0:
+        raise PPGANError(f"truncation must be > 0, got {threshold}")
+    lo = ndtr(torch.tensor(-t, dtype=torch.float64))
+    u = ndtr(z.double())
+    return ndtri(lo + u * (1 - 2 * lo)).clamp(-t, t).to(z.dtype)
+
+
+def parse_truncations(text):
+    """'0.2,0.4,1' -> [0.2, 0.4, 1.0]; PPGANError for an empty list, a non-number or a value <= 0."""
+    values = []
+    for part in str(text).split(","):
+        try:
+            v = float(part)
+        except ValueError:
+            raise PPGANError(f"truncation values must be numbers separated by commas, got {part.strip()!r}") from None
+        if not v > 0 or math.isinf(v):
+            raise PPGANError(f"truncation values must be > 0 and finite, got {part.strip()}")
+        values.append(v)
+    return values
+
+
 def slerp(a, b, t):
     """Spherical interpolation between latent batches a, b (rows) at fraction t."""
     a_n, b_n = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
@@ -60,11 +94,13 @@ class GANPredictor(BasePredictor):
             `.pdparams` holding `netG` (then `config` is required); any file
             `ppgan.weights.load` reads.
         device (str): 'auto', 'cpu' or 'cuda'.
+        use_ema (bool): sample through the file's moving-average generator `netG_ema` when it
+            has one (default True); False: the trained `netG`. `net_name` says which was loaded.
     """
 
     batch_size = 64  # images per generator call (fewer when they are large; see BATCH_PIXELS)
 
-    def __init__(self, config=None, weight_path=None, device="auto"):
+    def __init__(self, config=None, weight_path=None, device="auto", use_ema=True):
         super().__init__(device)
         if not weight_path:
             raise PPGANError("GANPredictor needs weight_path (a *_weight.pth from training)")
@@ -92,7 +128,8 @@ class GANPredictor(BasePredictor):
                              "images into images, it does not draw from latent vectors: gan_generate needs a GAN "
                              "trained from noise (e.g. configs/dcgan_digits.yaml)")
         try:
-            load_into(self.netG, weights, name="netG")
+            self.net_name = "netG_ema" if use_ema and "netG_ema" in weights.states else "netG"
+            load_into(self.netG, weights, name=self.net_name)
         except CheckpointError as e:
             diff = _generator_diff(saved, model_cfg) if saved is not None else []
             if not diff:
@@ -103,9 +140,10 @@ class GANPredictor(BasePredictor):
         self.netG.to(self.device).eval()
         self.n_class = int(getattr(self.netG, "n_class", 0))
 
-    def _latents(self, n, gen):
+    def _latents(self, n, gen, truncation=None):
         z = self.netG.random_inputs(n, generator=gen)
-        return z[0] if isinstance(z, (list, tuple)) else z
+        z = z[0] if isinstance(z, (list, tuple)) else z
+        return z if truncation is None else truncate_latent(z, truncation)
 
     def _forward(self, z, classes=None):
         z = z.to(self.device)
@@ -141,9 +179,10 @@ class GANPredictor(BasePredictor):
         return (torch.arange(start, start + count) // nrow) % self.n_class
 
     @torch.no_grad()
-    def batches(self, n, class_id=None, seed=0, nrow=None):
+    def batches(self, n, class_id=None, seed=0, nrow=None, truncation=None):
         """Yield (images [b, C, H, W] in [-1, 1], class ids or None) for n samples, a batch at a
-        time (the samples `generate` returns, in order, without holding them all)."""
+        time (the samples `generate` returns, in order, without holding them all); `truncation`:
+        z from the normal truncated to [-truncation, truncation] (None: untruncated)."""
         self._check_class(class_id)
         gen = torch.Generator().manual_seed(seed)
         nrow = nrow or (self.n_class if self.n_class and class_id is None else math.ceil(math.sqrt(n)))
@@ -151,21 +190,22 @@ class GANPredictor(BasePredictor):
         for start in range(0, n, b):
             count = min(b, n - start)
             classes = self._classes(start, count, class_id, nrow)
-            yield self._forward(self._latents(count, gen), classes), classes
+            yield self._forward(self._latents(count, gen, truncation), classes), classes
 
     @torch.no_grad()
-    def generate(self, n=64, class_id=None, seed=0, nrow=None):
+    def generate(self, n=64, class_id=None, seed=0, nrow=None, truncation=None):
         """n samples [n, C, H, W] in [-1, 1] (all in memory: use `batches` or `run` for many);
-        conditional models cycle classes row by row unless `class_id` is given."""
-        parts = list(self.batches(n, class_id, seed, nrow))
+        conditional models cycle classes row by row unless `class_id` is given; `truncation` as
+        in `batches`."""
+        parts = list(self.batches(n, class_id, seed, nrow, truncation))
         classes = torch.cat([c for _, c in parts]) if self.n_class else None
         return torch.cat([imgs for imgs, _ in parts]), classes
 
     @torch.no_grad()
-    def interpolate(self, rows=4, steps=10, class_id=None, seed=0):
+    def interpolate(self, rows=4, steps=10, class_id=None, seed=0, truncation=None):
         """`rows` strips of `steps` images walking between two random latents (slerp)."""
         gen = torch.Generator().manual_seed(seed + 1)
-        a, b = self._latents(rows, gen), self._latents(rows, gen)
+        a, b = self._latents(rows, gen, truncation), self._latents(rows, gen, truncation)
         shape = a.shape[1:]
         a, b = a.reshape(rows, -1), b.reshape(rows, -1)
         t = torch.linspace(0, 1, steps)
@@ -213,12 +253,15 @@ class GANPredictor(BasePredictor):
         return side * side
 
     def run(self, n=64, class_id=None, seed=0, output=os.path.join("output", "GANGenerate"), steps=10, plane=16,
-            max_grid_pixels=MAX_GRID_PIXELS):
+            max_grid_pixels=MAX_GRID_PIXELS, truncation=None):
         """Write samples.png, interpolation.png (and latent_plane.png for 2-D latents) into
         the folder `output`; return {name: path}. More samples than one grid of at most
         `max_grid_pixels` pixels holds go to samples_00000.png, samples_00001.png, ... (then
-        'samples' maps to the list of paths), generated one grid at a time."""
+        'samples' maps to the list of paths), generated one grid at a time. `truncation`: z
+        from the truncated normal for the samples and the interpolation (None: untruncated)."""
         self._check_class(class_id)
+        if truncation is not None:
+            truncate_latent(torch.zeros(1), truncation)  # a bad value fails before any file is written
         if int(max_grid_pixels) < 1:
             raise PPGANError(f"max_grid_pixels must be >= 1, got {max_grid_pixels}")
         rows = min(self.n_class, 10) if self.n_class and class_id is None else 4
@@ -230,8 +273,8 @@ class GANPredictor(BasePredictor):
             raise PPGANError(f"{steps} interpolation steps make a strip of {self.grid_pixels(rows * steps, steps)} "
                              f"pixels ({rows} rows of {steps} images of {w}x{h}), more than the {max_grid_pixels} "
                              f"a grid may have: {fix}")
-        paths = {"samples": self._write_samples(n, class_id, seed, output, max_grid_pixels)}
-        strip = self.interpolate(rows=rows, steps=steps, class_id=class_id, seed=seed)
+        paths = {"samples": self._write_samples(n, class_id, seed, output, max_grid_pixels, truncation)}
+        strip = self.interpolate(rows=rows, steps=steps, class_id=class_id, seed=seed, truncation=truncation)
         paths["interpolation"] = save_grid(strip, os.path.join(output, "interpolation.png"), nrow=steps)
         plane_imgs = self.latent_plane(plane)
         if plane_imgs is not None:
@@ -239,24 +282,38 @@ class GANPredictor(BasePredictor):
                                               padding=0)
         return paths
 
-    def _write_samples(self, n, class_id, seed, output, max_grid_pixels):
-        """samples.png, or numbered grids of `images_per_grid` samples each; the path(s)."""
+    def truncation_sweep(self, values, n=64, class_id=None, seed=0, output=os.path.join("output", "GANGenerate"),
+                         max_grid_pixels=MAX_GRID_PIXELS):
+        """One sample grid per truncation value, the same seed (so the same samples, truncated
+        more or less): truncation_0.20.png, ...; returns {'truncation_0.20': path, ...}."""
+        self._check_class(class_id)
+        values = list(values)
+        if not values:
+            raise PPGANError("truncation sweep needs at least one value")
+        for v in values:
+            truncate_latent(torch.zeros(1), v)
+        return {f"truncation_{v:.2f}": self._write_samples(n, class_id, seed, output, max_grid_pixels, v,
+                                                           name=f"truncation_{v:.2f}")
+                for v in values}
+
+    def _write_samples(self, n, class_id, seed, output, max_grid_pixels, truncation=None, name="samples"):
+        """<name>.png, or numbered grids of `images_per_grid` samples each; the path(s)."""
         fixed_row = self.n_class if self.n_class and class_id is None else None
         per_grid = self.images_per_grid(n, fixed_row, max_grid_pixels)
         if per_grid >= n:
-            samples, _ = self.generate(n, class_id, seed, nrow=fixed_row)
-            return save_grid(samples, os.path.join(output, "samples.png"),
+            samples, _ = self.generate(n, class_id, seed, nrow=fixed_row, truncation=truncation)
+            return save_grid(samples, os.path.join(output, f"{name}.png"),
                              nrow=fixed_row or math.ceil(math.sqrt(n)))
         n_files = math.ceil(n / per_grid)
         digits = max(5, len(str(n_files - 1)))
         paths, pending, count, written = [], [], 0, 0
-        for imgs, _ in self.batches(n, class_id, seed, nrow=fixed_row):
+        for imgs, _ in self.batches(n, class_id, seed, nrow=fixed_row, truncation=truncation):
             pending.append(imgs)
             count += imgs.shape[0]
             while count >= per_grid or (count and written + count == n):  # a full grid, or the last one
                 block = torch.cat(pending)
                 take = min(per_grid, count)
-                path = os.path.join(output, f"samples_{len(paths):0{digits}d}.png")
+                path = os.path.join(output, f"{name}_{len(paths):0{digits}d}.png")
                 paths.append(save_grid(block[:take], path, nrow=fixed_row or math.ceil(math.sqrt(take))))
                 written += take
                 pending, count = [block[take:]], count - take
