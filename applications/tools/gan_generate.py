@@ -21,9 +21,9 @@ examples:
   python applications/tools/gan_generate.py --weight_path output_dir/cond_dcgan_digits-.../iter_3000_weight.pth --class_id 7 --n 32
   python applications/tools/gan_generate.py --config configs/dcgan_mnist.yaml --weight_path dcgan_mnist.pdparams
   python applications/tools/gan_generate.py --weight_path output_dir/dcgan_digits-.../iter_2500_weight.pth --n 100000   # 14 grid files
-  python applications/tools/gan_generate.py --weight_path output_dir/biggan_digits-.../iter_3000_weight.pth \
+  python applications/tools/gan_generate.py --weight_path output_dir/biggan_digits-.../iter_1500_weight.pth \
       --truncation 0.5
-  python applications/tools/gan_generate.py --weight_path output_dir/biggan_digits-.../iter_3000_weight.pth \
+  python applications/tools/gan_generate.py --weight_path output_dir/biggan_digits-.../iter_1500_weight.pth \
       --truncation_sweep 0.2,0.4,0.6,0.8,1.0      # truncation_0.20.png ... truncation_1.00.png
 
 --truncation T draws z from the standard normal truncated to [-T, T] (BigGAN's truncation trick):
