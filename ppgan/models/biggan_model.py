@@ -23,6 +23,7 @@ from .base_model import BaseModel
 from .builder import MODELS
 from .criterions.builder import build_criterion
 from .discriminators.builder import build_discriminator
+from .ema import copy_net, ema_update
 from .generators.builder import build_generator
 
 PARAM_KEYS = ("num_D_steps", "ortho_reg", "ema_decay", "ema_start_iters", "n_samples", "samples_every_row",
@@ -91,7 +92,7 @@ class BigGANModel(BaseModel):
     def fill_missing_ema(self, loaded):
         """`--load` of a file with netG but no netG_ema: start the average from netG."""
         if "netG_ema" in self.nets and "netG" in loaded and "netG_ema" not in loaded:
-            self.nets["netG_ema"].load_state_dict(self.nets["netG"].state_dict())
+            copy_net(self.nets["netG_ema"], self.nets["netG"])
             return ["netG_ema"]
         return []
 
@@ -138,9 +139,7 @@ class BigGANModel(BaseModel):
         buffers (BN statistics, spectral-norm vectors) are copied."""
         ema, net_g = self.nets["netG_ema"], self.nets["netG"]
         weight = 1.0 if self.current_iter < self.ema_start_iters else 1.0 - self.ema_decay
-        torch._foreach_lerp_(list(ema.parameters()), list(net_g.parameters()), weight)
-        for b_ema, b in zip(ema.buffers(), net_g.buffers()):
-            b_ema.copy_(b)
+        ema_update(ema, net_g, weight)
 
     def train_iter(self, optimizers=None):
         net_g, net_d, crit = self.nets["netG"], self.nets["netD"], self.criterionGAN

@@ -30,6 +30,7 @@ from .base_model import BaseModel
 from .builder import MODELS
 from .criterions.builder import build_criterion
 from .criterions.gan_loss import gradient_penalty
+from .ema import copy_net, ema_update
 from .discriminators.builder import build_discriminator
 from .generators.builder import build_generator
 
@@ -143,9 +144,7 @@ class GANModel(BaseModel):
             return
         ema, gen = self.nets[EMA], self.nets["netG"]
         weight = 1.0 if self.current_iter < self.ema_start_iters else 1.0 - self.ema_decay
-        torch._foreach_lerp_(list(ema.parameters()), list(gen.parameters()), weight)
-        for b_ema, b in zip(ema.buffers(), gen.buffers()):
-            b_ema.copy_(b)
+        ema_update(ema, gen, weight)
 
     def fill_missing_ema(self, loaded):
         """After `--load` of the nets in `loaded`: a file with netG but no netG_ema (PaddleGAN's,
@@ -153,7 +152,7 @@ class GANModel(BaseModel):
         loaded parameters. Returns the names filled."""
         filled = []
         if EMA in self.nets and "netG" in loaded and EMA not in loaded:
-            self.nets[EMA].load_state_dict(self.nets["netG"].state_dict())
+            copy_net(self.nets[EMA], self.nets["netG"])
             filled.append(EMA)
         for name in ("netG", "netD"):
             hist = name + "_hist"

@@ -28,6 +28,7 @@ from .builder import MODELS
 from .criterions.builder import build_criterion
 from .criterions.gan_loss import gradient_penalty
 from .discriminators.builder import build_discriminator
+from .ema import ema_update
 from .generators.builder import build_generator
 
 PARAM_KEYS = ("fade_iters", "stable_iters", "start_depth", "gp_weight", "drift", "ema_decay", "reset_optimizer",
@@ -183,9 +184,7 @@ class ProgressiveGAN(BaseModel):
             return
         decay = self.ema_decay if decay is None else decay
         ema, gen = self.nets["netG_ema"], self.nets["netG"]
-        torch._foreach_lerp_(list(ema.parameters()), list(gen.parameters()), 1.0 - decay)
-        for b_ema, b in zip(ema.buffers(), gen.buffers()):
-            b_ema.copy_(b)
+        ema_update(ema, gen, 1.0 - decay)
 
     # ---- sampling / evaluation ------------------------------------------------------------
     @torch.no_grad()

@@ -43,6 +43,7 @@ from ..utils.logger import current_logger
 from .base_model import BaseModel
 from .builder import MODELS
 from .criterions.gan_loss import r1_penalty
+from .ema import copy_net, ema_update
 from .discriminators.builder import build_discriminator
 from .generators.builder import build_generator
 
@@ -75,11 +76,7 @@ def r1_reg(d_out, x_in):
 @torch.no_grad()
 def soft_update(source, target, beta=0.999):
     """target <- beta * target + (1 - beta) * source, for parameters; buffers are copied."""
-    t_params, s_params = list(target.parameters()), list(source.parameters())
-    if t_params:
-        torch._foreach_lerp_(t_params, s_params, 1.0 - beta)
-    for b_t, b_s in zip(target.buffers(), source.buffers()):
-        b_t.copy_(b_s)
+    ema_update(target, source, 1.0 - beta)
 
 
 def _log_warning(message):
@@ -231,7 +228,7 @@ class StarGANv2Model(BaseModel):
         filled = []
         for name in TRAINED:
             if name in loaded and name + EMA_SUFFIX not in loaded:
-                self.ema(name).load_state_dict(self.nets[name].state_dict())
+                copy_net(self.ema(name), self.nets[name])
                 filled.append(name + EMA_SUFFIX)
         return filled
 

@@ -246,7 +246,8 @@ ALLOWED_STATE_LOADS = {  # resume of our own checkpoints and the model's own API
     "ppgan/engine/trainer.py", "ppgan/models/base_model.py", "ppgan/models/cycle_gan_model.py",
     "ppgan/models/wav2lip_model.py",  # restores its sync-loss weight beside the nets on resume
     "ppgan/models/styleganv2_model.py",  # ...and StyleGAN2 its regularisation counters
-    "ppgan/models/starganv2_model.py",  # moving-average nets filled from the trained nets (no file)
+    "ppgan/models/starganv2_model.py",  # fills missing averages when loading a state
+    "ppgan/models/ema.py",  # moving-average nets started from the trained nets (no file)
 }
 
 

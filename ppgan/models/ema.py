@@ -1,0 +1,20 @@
+"""Moving averages of nets (the EMA generators of PGGAN, StarGAN v2, BigGAN, StackGAN and
+`GANModel`'s `ema_decay`): one update rule and one way to start an average from its net."""
+import torch
+
+
+@torch.no_grad()
+def ema_update(ema, net, weight):
+    """ema <- ema + weight * (net - ema) on parameters (weight = 1 - decay; 1 copies); buffers
+    (batch-norm statistics, spectral-norm vectors, fixed reference batches) are copied."""
+    ema_params = list(ema.parameters())
+    if ema_params:
+        torch._foreach_lerp_(ema_params, list(net.parameters()), float(weight))
+    for b_ema, b in zip(ema.buffers(), net.buffers()):
+        b_ema.copy_(b)
+
+
+@torch.no_grad()
+def copy_net(ema, net):
+    """Start the average `ema` from `net` (same architecture): parameters and buffers copied."""
+    ema.load_state_dict(net.state_dict())
