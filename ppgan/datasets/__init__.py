@@ -35,3 +35,6 @@ from .starganv2_dataset import EmbeddedDomainDataset, StarGANv2Dataset  # noqa: 
 from .mpr_dataset import MPRTrain, MPRVal  # noqa: F401,E402 (issue 18, R2)
 from .invdn_dataset import InvDNDataset  # noqa: F401,E402 (issue 18, R2)
 from .restoration_demo import RestorationPhotoDataset  # noqa: F401,E402 (issue 18, W1)
+from .captioned import CaptionedDigitsDataset, CaptionedPhotosDataset  # noqa: F401,E402 (issue 17)
+from .vid2vid_dataset import EmbeddedVideoEdgesDataset, EmbeddedVideoFramesDataset  # noqa: F401,E402 (issue 17)
+from .photo_classes import PhotoClassesDataset  # noqa: F401,E402 (issue 17)

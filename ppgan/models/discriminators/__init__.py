@@ -23,3 +23,6 @@ from .discriminator_styleganv2 import StyleGANv2Discriminator  # noqa: F401,E402
 from .discriminator_pggan import PGGANDiscriminator  # noqa: F401,E402 (issue 15)
 from .discriminator_stargan import StarGANDiscriminator  # noqa: F401,E402 (issue 16)
 from .discriminator_starganv2 import StarGANv2Discriminator  # noqa: F401,E402 (issue 16)
+from .discriminator_biggan import BigGANDiscriminator  # noqa: F401,E402 (issue 17)
+from .discriminator_stackgan import StackGANDiscriminator  # noqa: F401,E402 (issue 17)
+from .discriminator_vid2vid import Vid2VidDiscriminator  # noqa: F401,E402 (issue 17)
