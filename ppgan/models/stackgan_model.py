@@ -8,7 +8,9 @@ Reference code read for facts: hanzhanggit/StackGAN-Pytorch (`code/trainer.py`,
     D:  real image + its caption        -> "real"      D_real_loss
         fake image + its caption        -> "fake"      D_fake_loss
         real image + another caption    -> "fake"      D_wrong_loss  (matching-aware: captions
-                                                        rolled by one within the batch)
+                                                        rolled by one within the batch; with
+                                                        params.digit_swap_negatives, that share of
+                                                        rows gets its own caption with another digit)
         loss = D_real + (D_fake + D_wrong) / 2         (reference `compute_discriminator_loss`;
         with the unconditional logit: (D_real + U_real) / 2 + (D_fake + D_wrong + U_fake) / 3)
     G:  fake image + its caption        -> "real"      G_adv_loss (+ unconditional term)
@@ -18,6 +20,12 @@ The reference trains on fixed, pre-trained sentence embeddings; here the text en
 trained from scratch by the discriminator's loss (it is in the D optimizer: telling a matching
 caption from a mismatched one is what makes it encode digit and colour), and the generator sees
 its output detached.
+
+Hard negatives (`params.digit_swap_negatives`, not in the paper): a caption of another image
+almost always differs in colour or background too, so D can reject it without looking at the
+digit, and G then gets no pull towards the caption's digit. For that share of the batch the
+mismatched caption is the image's own one with the digit word swapped for another digit
+(`swap_digit_words`, a lookup on the token ids: no host sync).
 
 Stages (`stage`): 1 trains stage I (64 px) only. 2 adds stage II (128 px): the first
 `params.stage1_iters` iterations train stage I, the rest train stage II with netT and stage I
@@ -64,7 +72,8 @@ def digit_token_tables(vocab):
         (digit_of, spelling_of, token_of): digit_of int64 [V] (the digit 0-9 a token id names, -1 for
         other words), spelling_of int64 [V] (row of `DIGIT_SPELLINGS`: 0 word, 1 numeral; 0 for
         other words) and token_of int64 [2, 10] (the id of each digit in each spelling; a spelling
-        the vocabulary lacks falls back to the other one).
+        the vocabulary lacks falls back to the other one; a digit neither spelling has is `UNK`,
+        so with a partial custom vocabulary a swapped caption may read "<unk>" there instead).
     """
     n = len(vocab)
     digit_of = torch.full((n,), -1, dtype=torch.long)
@@ -154,9 +163,11 @@ class StackGANModel(BaseModel):
         init_type, init_gain = p.get("init_type", "normal"), float(p.get("init_gain", 0.02))
 
         self.vocabulary = get_vocabulary(vocabulary)
-        self.digit_swap = float(p.get("digit_swap_negatives", 0.0))
-        if not 0.0 <= self.digit_swap <= 1.0:
+        self.digit_swap = p.get("digit_swap_negatives", 0.0)
+        if isinstance(self.digit_swap, bool) or not isinstance(self.digit_swap, (int, float)) \
+                or not 0.0 <= self.digit_swap <= 1.0:
             raise ConfigError(f"model.params.digit_swap_negatives must be in [0, 1], got {self.digit_swap}")
+        self.digit_swap = float(self.digit_swap)
         self._digit_tables = digit_token_tables(self.vocabulary) if self.digit_swap > 0 else None
         if self._digit_tables is not None and self._digit_tables[0].max() < 0:
             raise ConfigError("model.params.digit_swap_negatives needs digit words (zero..nine or 0..9) in the "

@@ -286,6 +286,7 @@ def test_generate_is_reproducible_and_round_trips(tmp_path):
     {"generator2": None},
     {"vocabulary": "digitz"},
     {"params": {"digit_swap_negatives": 1.5}},
+    {"params": {"digit_swap_negatives": "half"}},
     {"params": {"digit_swap_negatives": 0.5}, "vocabulary": ["red", "blue", "a"]},  # no digit words
 ])
 def test_bad_config(change):
@@ -370,6 +371,7 @@ def test_demo_config_builds():
     assert isinstance(model, StackGANModel) and model.stage == 2
     assert {"netT", "netG", "netD", "netG2", "netD2"} <= set(model.nets)
     assert 0 < model.stage1_iters < cfg["total_iters"]  # both stages train in the demo
+    assert 0 < model.digit_swap <= 1 and model._digit_tables[0].max() == 9  # hard negatives on
     assert cfg["dataset"]["train"]["size"] == model.final_size == 128
     named = {n for o in cfg["optimizer"].values() for n in o["net_names"]}
     assert named == {"netT", "netG", "netD", "netG2", "netD2"}
