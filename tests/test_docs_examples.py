@@ -8,7 +8,9 @@ import pytest
 from ppgan.utils.config import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOCS = ["README.md", "applications/tools/gan_generate.py", "tools/eval_digits.py"]
+DOCS = ["README.md", "applications/tools/gan_generate.py", "tools/eval_digits.py", "applications/tools/vid2vid.py",
+        "tools/eval_vid2vid.py", "applications/tools/text2image.py", "tools/eval_stackgan.py",
+        "applications/tools/d_only_sampling.py"]
 CONFIG_NAMES = sorted((f[:-5] for f in os.listdir(os.path.join(ROOT, "configs")) if f.endswith(".yaml")),
                       key=len, reverse=True)
 

@@ -44,6 +44,7 @@ from ..utils.text import get_vocabulary
 from .base_model import BaseModel
 from .builder import MODELS
 from .criterions.builder import build_criterion
+from .ema import copy_net, ema_update
 from .discriminators.builder import DISCRIMINATORS
 from .generators.builder import GENERATORS
 from .generators.stackgan import TextEncoder, kl_divergence, stackgan_generate
@@ -326,16 +327,14 @@ class StackGANModel(BaseModel):
             return
         decay = self.ema_decay if decay is None else decay
         net = self.nets[name]
-        torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - decay)
-        for b_ema, b in zip(ema.buffers(), net.buffers()):
-            b_ema.copy_(b)
+        ema_update(ema, net, 1.0 - decay)
 
     def fill_missing_ema(self, loaded):
         """After `--load` of a file without moving averages: start them from the loaded nets."""
         filled = []
         for name in ("netG", "netG2"):
             if f"{name}_ema" in self.nets and f"{name}_ema" not in loaded and name in loaded:
-                self.nets[f"{name}_ema"].load_state_dict(self.nets[name].state_dict())
+                copy_net(self.nets[f"{name}_ema"], self.nets[name])
                 filled.append(f"{name}_ema")
         return filled
 

@@ -248,6 +248,7 @@ ALLOWED_STATE_LOADS = {  # resume of our own checkpoints and the model's own API
     "ppgan/models/styleganv2_model.py",  # ...and StyleGAN2 its regularisation counters
     "ppgan/models/starganv2_model.py",  # fills missing averages when loading a state
     "ppgan/models/ema.py",  # moving-average nets started from the trained nets (no file)
+    "ppgan/models/gan_model.py", "ppgan/models/biggan_model.py",  # ...filled when a state lacks them
 }
 
 
