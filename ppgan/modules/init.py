@@ -15,15 +15,17 @@ def init_weights(net, init_type="normal", init_gain=0.02, distribution="normal")
 
     def init_func(m):
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            weight = getattr(m, "weight_orig", m.weight)  # spectral-normed layers: the raw weight
             if init_type == "normal":
-                nn.init.normal_(m.weight, 0.0, init_gain)
+                nn.init.normal_(weight, 0.0, init_gain)
             elif init_type == "xavier":
-                (nn.init.xavier_normal_ if distribution == "normal" else nn.init.xavier_uniform_)(m.weight, gain=init_gain)
+                xavier = nn.init.xavier_normal_ if distribution == "normal" else nn.init.xavier_uniform_
+                xavier(weight, gain=init_gain)
             elif init_type == "kaiming":
                 (nn.init.kaiming_normal_ if distribution == "normal" else nn.init.kaiming_uniform_)(
-                    m.weight, a=0, mode="fan_in")
+                    weight, a=0, mode="fan_in")
             else:
-                nn.init.orthogonal_(m.weight, gain=init_gain)
+                nn.init.orthogonal_(weight, gain=init_gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d) and m.affine:

@@ -266,3 +266,33 @@ def test_train_step_with_every_option_reads_nothing_back(monkeypatch):
     model.current_iter = 1
     model.train_iter(opts)
     assert calls == []
+
+
+def test_dcdiscriminator_spectral_norm_type_normalises_every_layer():
+    # norm_type 'spectral' puts spectral norm on the convs (it used to drop the norm and do nothing)
+    from ppgan.models.discriminators.dcdiscriminator import DCDiscriminator
+
+    torch.manual_seed(0)
+    net = DCDiscriminator(input_nc=1, ndf=4, norm_type="spectral", input_size=16)
+    x = torch.randn(8, 1, 16, 16)
+    for _ in range(30):  # power iterations run in training-mode forwards
+        net(x)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 3 and all(hasattr(m, "weight_orig") for m in convs)
+    net.eval()
+    with torch.no_grad():
+        net(x)
+        for m in convs:
+            sigma = torch.linalg.matrix_norm(m.weight.flatten(1), ord=2)
+            assert abs(float(sigma) - 1.0) < 1e-2
+    assert not any(hasattr(m, "weight_orig") for m in DCDiscriminator(1, 4, "batch", 16).modules())
+
+
+def test_init_weights_reaches_the_raw_weight_of_spectral_normed_layers():
+    from ppgan.models.discriminators.dcdiscriminator import DCDiscriminator
+    from ppgan.modules.init import init_weights
+
+    net = init_weights(DCDiscriminator(input_nc=1, ndf=4, norm_type="spectral", input_size=16), "normal", 0.02)
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            assert float(m.weight_orig.std()) < 0.04  # normal(0, 0.02), not PyTorch's default init

@@ -16,7 +16,8 @@ class DCDiscriminator(nn.Module):
     Args:
         input_nc (int): input channels.
         ndf (int): channels of the first conv (default 64); doubled per level up to 8x.
-        norm_type (str): 'batch', 'instance' (default, as PaddleGAN) or 'none'.
+        norm_type (str): 'batch', 'instance' (default, as PaddleGAN), 'spectral' (spectral norm,
+            Miyato et al. 2018, on every conv / linear layer instead of a feature norm) or 'none'.
         input_size (int): S, a power of two >= 8 (default 64, PaddleGAN's only size).
         minibatch_kernels (int): B of minibatch discrimination (Salimans et al., 2016) on the
             last hidden layer's features; 0 (default) = off, PaddleGAN's net. When on, the last
@@ -53,6 +54,10 @@ class DCDiscriminator(nn.Module):
             layers += [nn.Conv2d(ndf * mult, 1, 4, 1, 0)]
         self.model = nn.Sequential(*layers)
         self.use_minibatch = bool(minibatch_kernels)
+        if norm_type == "spectral":
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.utils.spectral_norm(m)
 
     def forward(self, input, return_features=False):
         if self.use_minibatch:
