@@ -283,7 +283,7 @@ def test_dcdiscriminator_spectral_norm_type_normalises_every_layer():
     with torch.no_grad():
         net(x)
         for m in convs:
-            sigma = torch.linalg.matrix_norm(m.weight.flatten(1), ord=2)
+            sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
             assert abs(float(sigma) - 1.0) < 1e-2
     assert not any(hasattr(m, "weight_orig") for m in DCDiscriminator(1, 4, "batch", 16).modules())
 
@@ -295,4 +295,4 @@ def test_init_weights_reaches_the_raw_weight_of_spectral_normed_layers():
     net = init_weights(DCDiscriminator(input_nc=1, ndf=4, norm_type="spectral", input_size=16), "normal", 0.02)
     for m in net.modules():
         if isinstance(m, torch.nn.Conv2d):
-            assert float(m.weight_orig.std()) < 0.04  # normal(0, 0.02), not PyTorch's default init
+            assert float(m.weight_orig.detach().std()) < 0.04  # normal(0, 0.02), not PyTorch's default init
