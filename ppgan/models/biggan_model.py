@@ -23,7 +23,7 @@ from .base_model import BaseModel
 from .builder import MODELS
 from .criterions.builder import build_criterion
 from .discriminators.builder import build_discriminator
-from .ema import copy_net, ema_update
+from .ema import copy_net, ema_update, fixed_grids
 from .generators.builder import build_generator
 
 PARAM_KEYS = ("num_D_steps", "ortho_reg", "ema_decay", "ema_start_iters", "n_samples", "samples_every_row",
@@ -203,12 +203,4 @@ class BigGANModel(BaseModel):
     @torch.no_grad()
     def visuals(self):
         """The fixed grid from netG ('fixed_samples') and from netG_ema ('fixed_samples_ema')."""
-        out = {}
-        for key, name in (("fixed_samples", "netG"), ("fixed_samples_ema", "netG_ema")):
-            if name in self.nets:
-                net = self.nets[name]
-                was_training = net.training
-                net.eval()
-                out[key] = net(*self.fixed_inputs())
-                net.train(was_training)
-        return out
+        return fixed_grids(self.nets, self.fixed_inputs())

@@ -18,3 +18,18 @@ def ema_update(ema, net, weight):
 def copy_net(ema, net):
     """Start the average `ema` from `net` (same architecture): parameters and buffers copied."""
     ema.load_state_dict(net.state_dict())
+
+
+@torch.no_grad()
+def fixed_grids(nets, inputs, trained="netG", average="netG_ema"):
+    """{'fixed_samples': nets[trained](*inputs), 'fixed_samples_ema': nets[average](*inputs)} for the
+    nets present, each run in eval mode and put back in its mode."""
+    out = {}
+    for key, name in (("fixed_samples", trained), ("fixed_samples_ema", average)):
+        if name in nets:
+            net = nets[name]
+            was_training = net.training
+            net.eval()
+            out[key] = net(*inputs)
+            net.train(was_training)
+    return out

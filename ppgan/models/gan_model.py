@@ -30,7 +30,7 @@ from .base_model import BaseModel
 from .builder import MODELS
 from .criterions.builder import build_criterion
 from .criterions.gan_loss import gradient_penalty
-from .ema import copy_net, ema_update
+from .ema import copy_net, ema_update, fixed_grids
 from .discriminators.builder import build_discriminator
 from .generators.builder import build_generator
 
@@ -306,15 +306,7 @@ class GANModel(BaseModel):
     @torch.no_grad()
     def visuals(self):
         """The fixed grid from netG ('fixed_samples') and, with EMA, from netG_ema ('fixed_samples_ema')."""
-        out = {}
-        for key, name in (("fixed_samples", "netG"), ("fixed_samples_ema", EMA)):
-            if name in self.nets:
-                net_g = self.nets[name]
-                was_training = net_g.training
-                net_g.eval()
-                out[key] = net_g(*self.fixed_inputs())
-                net_g.train(was_training)
-        return out
+        return fixed_grids(self.nets, self.fixed_inputs(), average=EMA)
 
 
 @MODELS.register()
