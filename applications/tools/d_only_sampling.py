@@ -85,7 +85,7 @@ def _eval_digits(sampler, images, seed, n, init):
         from ppgan.utils.errors import PPGANError
 
         raise PPGANError(f"--eval_digits needs an image size divisible by 4, got {sampler.size}")
-    clf, acc = train_digit_classifier(size=sampler.size, log=lambda m: print(m, file=sys.stderr))
+    clf, acc = train_digit_classifier(size=sampler.size, cache=True, log=lambda m: print(m, file=sys.stderr))
     start = sampler.initial(n, seed, init)  # what `run` started from (same seed)
     before, after = (mode_stats(classify_probs(clf, x[:, :1])) for x in (start, images))
     real = DigitsDataset(num_samples=n, size=sampler.size, channels=sampler.channels, seed=7, return_label=False)

@@ -50,7 +50,7 @@ def test_mode_stats_threshold_is_inclusive_and_shape_checked():
 
 
 def test_digit_modes_metric_accumulates_batches():
-    metric = DigitModes(size=16, num_samples=256, epochs=1, threshold=0.5)
+    metric = DigitModes(size=16, num_samples=256, epochs=1, threshold=0.5, cache=False)
     gen = torch.Generator().manual_seed(0)
     a, b = torch.rand(6, 1, 16, 16, generator=gen) * 2 - 1, torch.rand(5, 1, 16, 16, generator=gen) * 2 - 1
     metric.update(a, None)

@@ -11,7 +11,7 @@ from conftest import ROOT, TINY_GAN
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import eval_digits  # noqa: E402
 
-FAST = ["--epochs", "1", "--classifier_samples", "256"]
+FAST = ["--epochs", "1", "--classifier_samples", "256", "--no_cache"]
 
 
 def _train_tiny(tmp_path_factory, name, **params):
