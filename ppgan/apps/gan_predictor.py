@@ -141,9 +141,18 @@ class GANPredictor(BasePredictor):
         self.n_class = int(getattr(self.netG, "n_class", 0))
 
     def _latents(self, n, gen, truncation=None):
+        """n latents of the generator; `truncation` truncates the normal noise only (an InfoGAN
+        generator's one-hot code, its last `n_categorical` entries, is kept)."""
         z = self.netG.random_inputs(n, generator=gen)
         z = z[0] if isinstance(z, (list, tuple)) else z
-        return z if truncation is None else truncate_latent(z, truncation)
+        if truncation is None:
+            return z
+        k = int(getattr(self.netG, "n_categorical", 0))
+        if not k:
+            return truncate_latent(z, truncation)
+        flat = z.reshape(n, -1).clone()
+        flat[:, :-k] = truncate_latent(flat[:, :-k], truncation)
+        return flat.reshape(z.shape)
 
     def _forward(self, z, classes=None):
         z = z.to(self.device)
@@ -203,13 +212,20 @@ class GANPredictor(BasePredictor):
 
     @torch.no_grad()
     def interpolate(self, rows=4, steps=10, class_id=None, seed=0, truncation=None):
-        """`rows` strips of `steps` images walking between two random latents (slerp)."""
+        """`rows` strips of `steps` images walking between two random latents (slerp); an InfoGAN
+        generator's code stays the one of the strip's first latent (the walk is in the noise)."""
         gen = torch.Generator().manual_seed(seed + 1)
         a, b = self._latents(rows, gen, truncation), self._latents(rows, gen, truncation)
         shape = a.shape[1:]
         a, b = a.reshape(rows, -1), b.reshape(rows, -1)
+        k = int(getattr(self.netG, "n_categorical", 0))
         t = torch.linspace(0, 1, steps)
-        z = torch.stack([slerp(a, b, float(ti)) for ti in t], 1).reshape(rows * steps, *shape)
+        if k:
+            code = a[:, -k:].repeat_interleave(steps, 0)
+            noise = torch.stack([slerp(a[:, :-k], b[:, :-k], float(ti)) for ti in t], 1).reshape(rows * steps, -1)
+            z = torch.cat([noise, code], 1).reshape(rows * steps, *shape)
+        else:
+            z = torch.stack([slerp(a, b, float(ti)) for ti in t], 1).reshape(rows * steps, *shape)
         classes = None
         if self.n_class:
             self._check_class(class_id)

@@ -17,6 +17,13 @@ Options, each one switch in `params` (all off by default, so PaddleGAN configs t
   `pack` m > 1: D judges packs of m samples stacked along channels (real with real, fake with
   fake), so its input_nc is m * C. The loader's batch of B images makes B / m real packs and G
   draws B fakes for B / m fake packs: set `dataset.train.batch_size` = packs per step * m.
+- InfoGAN (Chen et al., 2016, https://arxiv.org/abs/1606.03657; facts from openai/InfoGAN): a
+  generator with a categorical code (DCGenerator `n_categorical` K) gets `netQ`, a small head on
+  D's last hidden features that predicts the code of a fake. Its cross-entropy, weighted by
+  `info_weight` (lambda, default 1), is the variational lower bound of the mutual information
+  I(code; G(z, code)) up to the code's entropy; D and netQ minimise it in the D step
+  (D_info_loss), G in the G step (G_info_loss). No labels are used: each code value becomes a
+  mode of its own, so samples fall less often between modes (between two digits).
 """
 import copy
 import inspect
@@ -36,7 +43,8 @@ from .generators.builder import build_generator
 
 PARAM_KEYS = ("disc_iters", "disc_start_iters", "samples_every_row", "visual_interval", "gp_weight",
               "clip_value", "init_type", "init_gain", "n_samples", "sample_seed",
-              "ema_decay", "ema_start_iters", "feature_matching", "historical_averaging", "pack")
+              "ema_decay", "ema_start_iters", "feature_matching", "historical_averaging", "pack",
+              "info_weight")
 EMA = "netG_ema"
 
 
@@ -57,12 +65,13 @@ class GANModel(BaseModel):
             default 0); feature_matching (weight of the feature-matching loss added to G's loss,
             default 0; with gan_criterion.loss_weight 0 it is G's only objective, as in the
             paper); historical_averaging (weight of the penalty on G and D, default 0);
-            pack (PacGAN's m, default 1; D's input_nc must be m * C).
+            pack (PacGAN's m, default 1; D's input_nc must be m * C); info_weight (InfoGAN's
+            lambda for a generator with `n_categorical`, default 1).
     Batches: {'img': [N, C, H, W] in [-1, 1], optional 'class_id': [N] int64}.
     Nets: netG, netD, and with the options netG_ema (no optimizer), netG_hist / netD_hist
-    (the historical averages, buffers only).
-    Losses: D_fake_loss, D_real_loss (+ D_gp_loss for wgangp, D_hist_loss), G_adv_loss
-    (+ G_fm_loss, G_hist_loss) on iterations with a G step.
+    (the historical averages, buffers only), netQ (InfoGAN; list it in optimizer_D's net_names).
+    Losses: D_fake_loss, D_real_loss (+ D_gp_loss for wgangp, D_hist_loss, D_info_loss), G_adv_loss
+    (+ G_fm_loss, G_hist_loss, G_info_loss) on iterations with a G step.
     """
 
     param_keys = PARAM_KEYS  # subclasses with more params extend it
@@ -83,6 +92,7 @@ class GANModel(BaseModel):
         self.feature_matching = float(p.get("feature_matching", 0.0))
         self.historical_averaging = float(p.get("historical_averaging", 0.0))
         self.pack = int(p.get("pack", 1))
+        self.info_weight = float(p.get("info_weight", 1.0))
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"model.params.ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
         if self.ema_start_iters < 0:
@@ -91,13 +101,18 @@ class GANModel(BaseModel):
             raise ConfigError("model.params.feature_matching and historical_averaging must be >= 0")
         if self.pack < 1:
             raise ConfigError(f"model.params.pack must be >= 1, got {self.pack}")
+        if self.info_weight < 0:
+            raise ConfigError(f"model.params.info_weight must be >= 0, got {self.info_weight}")
         init_type, init_gain = p.get("init_type", "normal"), float(p.get("init_gain", 0.02))
 
         self.nets["netG"] = init_weights(build_generator(generator), init_type, init_gain)
         self.n_class = int(getattr(self.nets["netG"], "n_class", 0))
+        self.n_categorical = int(getattr(self.nets["netG"], "n_categorical", 0))
         if discriminator is not None:
             self.nets["netD"] = init_weights(build_discriminator(discriminator), init_type, init_gain)
             self._check_discriminator(self.nets["netD"])
+            if self.n_categorical:
+                self.nets["netQ"] = init_weights(self._build_q_head(), init_type, init_gain)
         if self.ema_decay > 0:
             self.nets[EMA] = copy.deepcopy(self.nets["netG"]).requires_grad_(False).eval()
         if self.historical_averaging > 0 and discriminator is not None:
@@ -105,13 +120,16 @@ class GANModel(BaseModel):
             self.nets["netD_hist"] = HistoricalAverage(self.nets["netD"])
         self.criterionGAN = build_criterion(gan_criterion) if gan_criterion else None
         self._fixed_inputs = None
-        self._real_features = None
+        self._real_features = self._z = None
 
     def _check_discriminator(self, net_d):
-        if self.feature_matching > 0:
-            if "return_features" not in inspect.signature(net_d.forward).parameters:
-                raise ConfigError(f"model.params.feature_matching needs a discriminator with "
+        for needs, what in ((self.feature_matching > 0, "model.params.feature_matching"),
+                            (self.n_categorical > 0, "generator.n_categorical (InfoGAN)")):
+            if needs and "return_features" not in inspect.signature(net_d.forward).parameters:
+                raise ConfigError(f"{what} needs a discriminator with "
                                   f"forward(x, return_features=True); {type(net_d).__name__} has none")
+        if self.n_categorical and (self.n_class or self.pack > 1):
+            raise ConfigError("generator.n_categorical (InfoGAN) is for unconditional GANs without packing")
         if self.pack > 1:
             if self.n_class:
                 raise ConfigError("model.params.pack > 1 (PacGAN) is for unconditional GANs; "
@@ -120,6 +138,23 @@ class GANModel(BaseModel):
             if c_in is not None and c_out is not None and c_in != c_out * self.pack:
                 raise ConfigError(f"model.discriminator.input_nc must be generator.output_nc * pack = "
                                   f"{c_out} * {self.pack} = {c_out * self.pack} (PacGAN), got {c_in}")
+
+    @torch.no_grad()
+    def _build_q_head(self):
+        """InfoGAN's Q: D's last hidden features -> K code logits (a hidden layer of 128, as in
+        the paper's MNIST net). The feature size comes from one forward pass of G and D."""
+        net_g, net_d = self.nets["netG"], self.nets["netD"]
+        modes = net_g.training, net_d.training
+        net_g.eval(), net_d.eval()
+        _, feat = net_d(net_g(net_g.random_inputs(2)), return_features=True)
+        net_g.train(modes[0]), net_d.train(modes[1])
+        return torch.nn.Sequential(torch.nn.Linear(feat.shape[1], 128), torch.nn.LeakyReLU(0.2),
+                                   torch.nn.Linear(128, self.n_categorical))
+
+    def _info_loss(self, features, z):
+        """lambda * cross-entropy of netQ's code prediction from D's features of G(z)."""
+        codes = self.nets["netG"].code_of(z)
+        return self.info_weight * torch.nn.functional.cross_entropy(self.nets["netQ"](features), codes)
 
     # ---- moving average ------------------------------------------------------------------
     def train(self):
@@ -130,10 +165,14 @@ class GANModel(BaseModel):
     def optimizer_config(self, optimizer, lr_scheduler):
         """Refuse an optimizer over netG_ema or the historical averages (they are not trained)."""
         groups = {"optim": optimizer} if isinstance(optimizer, dict) and "name" in optimizer else optimizer
+        trained = set()
         for name, ocfg in (groups or {}).items():
             for net in (ocfg.get("net_names") or ()) if isinstance(ocfg, dict) else ():
                 if net == EMA or str(net).endswith("_hist"):
                     raise ConfigError(f"optimizer.{name}.net_names: '{net}' is not trained (a moving average)")
+                trained.add(net)
+        if "netQ" in self.nets and groups and "netQ" not in trained:
+            raise ConfigError("InfoGAN's netQ has no optimizer: add netQ to optimizer_D's net_names")
         return optimizer, lr_scheduler
 
     @torch.no_grad()
@@ -215,7 +254,10 @@ class GANModel(BaseModel):
         on the reals (detached) when feature matching needs them."""
         crit = self.criterionGAN
         real = pack(self.real, self.pack)
-        pred_fake = net_d(pack(fake.detach(), self.pack), *cond)
+        if "netQ" in self.nets:
+            pred_fake, feat_fake = net_d(fake.detach(), return_features=True)
+        else:
+            pred_fake = net_d(pack(fake.detach(), self.pack), *cond)
         if self.feature_matching > 0:
             pred_real, feat_real = net_d(real, *cond, return_features=True)
             self._real_features = self.keep(feat_real)  # a copy under CUDA graphs (D runs again before use)
@@ -234,16 +276,22 @@ class GANModel(BaseModel):
         if "netD_hist" in self.nets:
             losses["D_hist_loss"] = self.historical_averaging * self.nets["netD_hist"].penalty(net_d)
             total = total + losses["D_hist_loss"]
+        if "netQ" in self.nets:
+            losses["D_info_loss"] = self._info_loss(feat_fake, self._z)
+            total = total + losses["D_info_loss"]
         return total, losses
 
     def _g_loss(self, net_d, fake, cond):
         losses = {}
-        if self.feature_matching > 0:
+        if self.feature_matching > 0 or "netQ" in self.nets:
             pred, feat_fake = net_d(pack(fake, self.pack), *cond, return_features=True)
-            # the reals' features come from this iteration's D step (before D's update)
-            losses["G_fm_loss"] = self.feature_matching * feature_matching_loss(self._real_features, feat_fake)
         else:
             pred = net_d(pack(fake, self.pack), *cond)
+        if self.feature_matching > 0:
+            # the reals' features come from this iteration's D step (before D's update)
+            losses["G_fm_loss"] = self.feature_matching * feature_matching_loss(self._real_features, feat_fake)
+        if "netQ" in self.nets:
+            losses["G_info_loss"] = self._info_loss(feat_fake, self._z)
         losses["G_adv_loss"] = self.criterionGAN(pred, True)
         if "netG_hist" in self.nets:
             losses["G_hist_loss"] = self.historical_averaging * self.nets["netG_hist"].penalty(self.nets["netG"])
@@ -254,6 +302,7 @@ class GANModel(BaseModel):
         opt_g, opt_d = self.optimizer_for("netG", optimizers), self.optimizer_for("netD", optimizers)
         g_inputs = self._g_inputs(self.real.shape[0])
         cond = g_inputs[1:2] if self.n_class else []
+        self._z = g_inputs[0]
         fake = net_g(*g_inputs)
 
         # D step: D learns, G's output is detached.
@@ -271,7 +320,7 @@ class GANModel(BaseModel):
         # G step every `disc_iters` iterations, with D frozen (its parameters take no gradient).
         if self.current_iter >= self.disc_start_iters and self.current_iter % self.disc_iters == 0:
             opt_g.zero_grad(set_to_none=True)
-            with self.frozen(net_d):
+            with self.frozen(net_d, self.nets.get("netQ")):
                 loss_g, g_losses = self._g_loss(net_d, fake, cond)
                 self.backward(loss_g)
             self.optimizer_step(opt_g)
@@ -280,7 +329,7 @@ class GANModel(BaseModel):
                 self.nets["netG_hist"].update(net_g)
             self.accumulate()
         self.fake = self.keep(fake)
-        self._real_features = None
+        self._real_features = self._z = None
         return {k: v.detach() for k, v in losses.items()}
 
     # ---- evaluation ----------------------------------------------------------------------

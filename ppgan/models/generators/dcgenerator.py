@@ -5,6 +5,7 @@ Sub-module names follow PaddleGAN's `DCGenerator` (`model.<i>`), so `.pdparams` 
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ...utils.errors import ConfigError
@@ -33,14 +34,23 @@ class DCGenerator(nn.Module):
             whose first latents would then be the reference batch's; the adversarial loss never
             sees the reference rows' images, and in a test run G turned them, and those samples,
             into noise).
+        n_categorical (int): K > 0 adds InfoGAN's categorical code (Chen et al., 2016): a one-hot
+            vector of K values drawn uniformly, appended to the noise (the first layer takes
+            input_nz + K channels). Unsupervised: `GANModel` makes the code recoverable from the
+            image (its `netQ`), so each value becomes a separate mode instead of the noise having
+            to jump between modes. Default 0 (PaddleGAN's generator).
     """
 
     def __init__(self, input_nz, input_nc, output_nc, ngf=64, norm_type="batch",
-                 padding_type="reflect", output_size=64, vbn_ref_size=32, vbn_seed=20160610):
+                 padding_type="reflect", output_size=64, vbn_ref_size=32, vbn_seed=20160610,
+                 n_categorical=0):
         super().__init__()
         if output_size < 8 or output_size & (output_size - 1):
             raise ConfigError(f"output_size must be a power of two >= 8, got {output_size}")
+        if int(n_categorical) < 0 or int(n_categorical) == 1:
+            raise ConfigError(f"n_categorical must be 0 (off) or >= 2, got {n_categorical}")
         self.input_nz = input_nz
+        self.n_categorical = int(n_categorical)
         self.output_nc = output_nc
         self.vbn_ref_size = 0
         if norm_type == "virtual_batch":
@@ -48,7 +58,11 @@ class DCGenerator(nn.Module):
                 raise ConfigError(f"vbn_ref_size must be >= 1, got {vbn_ref_size}")
             self.vbn_ref_size = int(vbn_ref_size)
             gen = torch.Generator().manual_seed(int(vbn_seed))
-            self.register_buffer("vbn_ref_z", torch.randn(self.vbn_ref_size, input_nz, 1, 1, generator=gen))
+            ref = torch.randn(self.vbn_ref_size, input_nz, 1, 1, generator=gen)
+            if self.n_categorical:
+                codes = torch.arange(self.vbn_ref_size) % self.n_categorical
+                ref = torch.cat([ref, F.one_hot(codes, self.n_categorical).to(ref.dtype)[:, :, None, None]], 1)
+            self.register_buffer("vbn_ref_z", ref)
 
             def norm_layer(c):
                 return VirtualBatchNorm2d(c, self.vbn_ref_size)
@@ -58,7 +72,7 @@ class DCGenerator(nn.Module):
         n_mid = int(math.log2(output_size)) - 3  # stride-2 blocks between the 4x4 seed and the last layer
         mult = 2 ** n_mid
         # PaddleGAN: use_bias is False for every norm_type (its partial() never equals BatchNorm2D).
-        layers = [nn.ConvTranspose2d(input_nz, ngf * mult, 4, 1, 0, bias=False),
+        layers = [nn.ConvTranspose2d(input_nz + self.n_categorical, ngf * mult, 4, 1, 0, bias=False),
                   norm_layer(ngf * mult), nn.ReLU()]
         for i in range(n_mid):
             m = 2 ** (n_mid - i)
@@ -68,7 +82,21 @@ class DCGenerator(nn.Module):
         self.model = nn.Sequential(*layers)
 
     def random_inputs(self, batch_size, generator=None, device=None):
-        return torch.randn(batch_size, self.input_nz, 1, 1, generator=generator, device=device)
+        """z [N, input_nz (+ K), 1, 1]: standard normal noise, then the one-hot code if any."""
+        z = torch.randn(batch_size, self.input_nz, 1, 1, generator=generator, device=device)
+        if not self.n_categorical:
+            return z
+        codes = torch.randint(self.n_categorical, (batch_size,), generator=generator, device=device)
+        return self.with_code(z, codes)
+
+    def with_code(self, noise, codes):
+        """Latents from noise [N, input_nz(, 1, 1)] and code values [N] int64 in 0..K-1."""
+        onehot = F.one_hot(codes.to(noise.device).long(), self.n_categorical).to(noise.dtype)
+        return torch.cat([noise.reshape(noise.shape[0], -1), onehot], 1)[:, :, None, None]
+
+    def code_of(self, z):
+        """The categorical code values [N] of latents z (argmax of the one-hot part)."""
+        return z.reshape(z.shape[0], -1)[:, self.input_nz:].argmax(1)
 
     def forward(self, x):
         if x.ndim == 2:
