@@ -23,7 +23,7 @@ from .base_model import BaseModel
 from .builder import MODELS
 from .criterions.builder import build_criterion
 from .discriminators.builder import build_discriminator
-from .ema import copy_net, ema_update, fixed_grids
+from .ema import ema_update, fill_averages, fixed_grids, state_with_averages
 from .generators.builder import build_generator
 
 PARAM_KEYS = ("num_D_steps", "ortho_reg", "ema_decay", "ema_start_iters", "n_samples", "samples_every_row",
@@ -91,17 +91,11 @@ class BigGANModel(BaseModel):
 
     def fill_missing_ema(self, loaded):
         """`--load` of a file with netG but no netG_ema: start the average from netG."""
-        if "netG_ema" in self.nets and "netG" in loaded and "netG_ema" not in loaded:
-            copy_net(self.nets["netG_ema"], self.nets["netG"])
-            return ["netG_ema"]
-        return []
+        return fill_averages(self.nets, loaded)
 
     def load_state_dict(self, state, strict=True):
         """As BaseModel's; a state without netG_ema (saved with ema_decay 0) fills it from netG."""
-        state = dict(state)
-        if "netG_ema" in self.nets and "netG" in state and "netG_ema" not in state:
-            state["netG_ema"] = state["netG"]
-        super().load_state_dict(state, strict=strict)
+        super().load_state_dict(state_with_averages(self.nets, state), strict=strict)
 
     def sampler(self):
         """The net that makes samples: netG_ema when the model keeps one, else netG."""

@@ -21,6 +21,28 @@ def copy_net(ema, net):
 
 
 @torch.no_grad()
+def fill_averages(nets, loaded, pairs=(("netG_ema", "netG"),)):
+    """After `--load` of the nets named in `loaded`: each (average, net) pair of `pairs` whose
+    average the model has but the file lacked starts from the loaded net. Returns the names filled."""
+    filled = []
+    for average, name in pairs:
+        if average in nets and name in loaded and average not in loaded:
+            copy_net(nets[average], nets[name])
+            filled.append(average)
+    return filled
+
+
+def state_with_averages(nets, state, pairs=(("netG_ema", "netG"),)):
+    """A copy of the model state `state` where each average the model has but `state` lacks
+    (a file saved without it: PaddleGAN's, or a run with ema_decay 0) is its net's state."""
+    state = dict(state)
+    for average, name in pairs:
+        if average in nets and name in state and average not in state:
+            state[average] = state[name]
+    return state
+
+
+@torch.no_grad()
 def fixed_grids(nets, inputs, trained="netG", average="netG_ema"):
     """{'fixed_samples': nets[trained](*inputs), 'fixed_samples_ema': nets[average](*inputs)} for the
     nets present, each run in eval mode and put back in its mode."""

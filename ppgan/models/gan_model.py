@@ -37,7 +37,7 @@ from .base_model import BaseModel
 from .builder import MODELS
 from .criterions.builder import build_criterion
 from .criterions.gan_loss import gradient_penalty
-from .ema import copy_net, ema_update, fixed_grids
+from .ema import ema_update, fill_averages, fixed_grids, state_with_averages
 from .discriminators.builder import build_discriminator
 from .generators.builder import build_generator
 
@@ -189,10 +189,7 @@ class GANModel(BaseModel):
         """After `--load` of the nets in `loaded`: a file with netG but no netG_ema (PaddleGAN's,
         or a run without EMA) starts the average from netG; historical averages restart from the
         loaded parameters. Returns the names filled."""
-        filled = []
-        if EMA in self.nets and "netG" in loaded and EMA not in loaded:
-            copy_net(self.nets[EMA], self.nets["netG"])
-            filled.append(EMA)
+        filled = fill_averages(self.nets, loaded)
         for name in ("netG", "netD"):
             hist = name + "_hist"
             if hist in self.nets and name in loaded and hist not in loaded:
@@ -203,9 +200,7 @@ class GANModel(BaseModel):
     def load_state_dict(self, state, strict=True):
         """As BaseModel's; a state without netG_ema / the historical averages (a run without
         them, PaddleGAN's files) starts them from the loaded netG / netD."""
-        state = dict(state)
-        if EMA in self.nets and "netG" in state and EMA not in state:
-            state[EMA] = state["netG"]
+        state = state_with_averages(self.nets, state)
         restart = [n for n in ("netG", "netD") if n + "_hist" in self.nets and n in state and n + "_hist" not in state]
         for n in restart:
             state[n + "_hist"] = self.nets[n + "_hist"].state_dict()

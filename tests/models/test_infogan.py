@@ -1,7 +1,6 @@
 """InfoGAN's categorical code (Chen et al., 2016) as a GANModel option: DCGenerator
 `n_categorical`, the Q head `netQ`, the mutual-information losses, and their training through the
 Trainer (save/load, --evaluate-only, resume)."""
-import copy
 import os
 
 import pytest
