@@ -62,7 +62,8 @@ def judge_digits(weight_path, json_path):
     with open(json_path, encoding="utf-8") as f:
         q = json.load(f)
     return (f"{q['recognised']:.0%} of {q['n']} samples recognised as digits (confidence >= {q['threshold']:g}), "
-            f"{q['classes_present']}/10 classes, KL to uniform {q['kl_recognised']:.2f}")
+            f"{q['classes_present']}/10 classes, KL to uniform {q['kl_recognised']:.2f} "
+            f"(real digits: {q['real_digits_recognised']:.0%})")
 
 
 def main():

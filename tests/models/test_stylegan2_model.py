@@ -3,7 +3,6 @@ optimizer adjustment, resume through the Trainer, DiffAugment, and the configs."
 import copy
 import math
 import os
-import sys
 
 import pytest
 import torch
@@ -14,6 +13,8 @@ from ppgan.models import build_model
 from ppgan.models.augment import DiffAugment, build_augment, cutout, translation
 from ppgan.models.styleganv2_model import TRAIN_STATE, StyleGAN2Model
 from ppgan.utils.errors import ConfigError
+
+from host_reads import record_host_reads
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -237,25 +238,6 @@ def test_demo_config_builds():
     assert math.isclose(model.ema_decay, 0.5 ** (32 / 10000)) or "ema_decay" in cfg["model"].get("params", {})
 
 
-SYNC_METHODS = ("item", "__float__", "__bool__", "__int__", "__index__", "tolist", "cpu", "numpy")
-
-
-def count_host_syncs(monkeypatch):
-    """Record every Tensor method call outside torch.optim that copies a value to the host
-    (Adam reads its step counters, which live on the CPU even when training on a GPU)."""
-    calls = []
-
-    def wrap(name, fn):
-        def counted(self, *args, **kwargs):
-            caller = sys._getframe(1).f_code.co_filename
-            if os.sep + os.path.join("torch", "optim") + os.sep not in caller:
-                calls.append(f"{name} in {caller}:{sys._getframe(1).f_lineno}")
-            return fn(self, *args, **kwargs)
-        return counted
-
-    for name in SYNC_METHODS:
-        monkeypatch.setattr(torch.Tensor, name, wrap(name, getattr(torch.Tensor, name)))
-    return calls
 
 
 @pytest.mark.parametrize("it,augment", [(0, None), (1, None), (0, True)])
@@ -265,7 +247,7 @@ def test_train_step_reads_nothing_back(it, augment, monkeypatch):
     opts = optimizers_for(model)
     model.current_iter = it
     model.setup_input({"img": torch.rand(2, 3, 16, 16) * 2 - 1})
-    calls = count_host_syncs(monkeypatch)
+    calls = record_host_reads(monkeypatch)
     model.train_iter(opts)
     assert calls == []
 
