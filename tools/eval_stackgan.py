@@ -14,7 +14,7 @@ levels (uniform guessing: 1/10, 1/6, 1/60, and the same judged images scored aga
 captions, which is what an image that ignores its caption gets); and the judges' own accuracy on
 the real held-out images (the ceiling).
 
-  python tools/eval_stackgan.py --weight_path output_dir/stackgan_digits-.../iter_2300_weight.pth
+  python tools/eval_stackgan.py --weight_path output_dir/stackgan_digits-.../iter_2800_weight.pth
   python tools/eval_stackgan.py --weight_path W.pth --n 2000 --stage 1 --json match.json --grid match.png
 """
 import argparse

@@ -15,7 +15,7 @@ green, cyan, blue, magenta and synonyms), pens (thin, thick), slants (slanted le
 slanted right) and backgrounds (dark, light).
 
 examples:
-  python applications/tools/text2image.py --weight_path output_dir/stackgan_digits-.../iter_2300_weight.pth \\
+  python applications/tools/text2image.py --weight_path output_dir/stackgan_digits-.../iter_2800_weight.pth \\
       --text "a thin red seven slanted left on a dark background" --n 8 --output out/
   python applications/tools/text2image.py --weight_path W.pth --text "a blue two" --text "a yellow 5" --n 4
 """

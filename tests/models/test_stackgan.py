@@ -1,6 +1,8 @@
 """StackGAN: conditioning augmentation and its KL, the text encoder, the matching-aware
 discriminator loss, one step per stage, save/load, --evaluate-only, resume, and the demo config."""
 import copy
+import functools
+import math
 import os
 
 import pytest
@@ -9,10 +11,13 @@ import torch
 from ppgan.engine import Trainer
 from ppgan.engine import checkpoint as ckpt
 from ppgan.models import build_model
-from ppgan.models.generators.stackgan import CANet, TextEncoder, kl_divergence
+from ppgan.models.discriminators.discriminator_stackgan import StackGANDiscriminator
+from ppgan.models.generators.stackgan import CANet, CaptionImageEncoder, TextEncoder, caption_match_loss, kl_divergence
 from ppgan.models.stackgan_model import StackGANModel, digit_token_tables, swap_digit_words
 from ppgan.utils.errors import ConfigError
 from ppgan.utils.text import get_vocabulary
+
+from host_reads import record_host_reads
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOSS_KEYS = {"D_real_loss", "D_fake_loss", "D_wrong_loss", "G_adv_loss", "G_kl_loss"}
@@ -44,7 +49,7 @@ def batch(n=4, size=32, seed=0):
 
 def optimizers_for(model):
     groups = {"optimizer_G": ["netG"], "optimizer_D": ["netD", "netT"], "optimizer_G2": ["netG2"],
-              "optimizer_D2": ["netD2"]}
+              "optimizer_D2": ["netD2"], "optimizer_T": ["netI"]}
     out = {}
     for name, nets in groups.items():
         if all(n in model.nets for n in nets):
@@ -194,7 +199,106 @@ def test_wrong_captions_mix_digit_swaps_and_rolled_captions(share, n_swapped):
     assert torch.equal(plain._wrong_text(fake_encoder, text), text.roll(1, dims=0))
 
 
+def test_caption_match_loss_by_hand():
+    gen = torch.Generator().manual_seed(0)
+    img = torch.nn.functional.normalize(torch.randn(3, 5, generator=gen), dim=1)
+    txt = torch.nn.functional.normalize(torch.randn(3, 5, generator=gen), dim=1)
+    neg = torch.nn.functional.normalize(torch.randn(3, 5, generator=gen), dim=1)
+    valid = torch.tensor([True, False, True])
+    s, sn = (img @ txt.t() / 0.5).tolist(), (img @ neg.t() / 0.5).tolist()
+    i2t = t2i = 0.0
+    for i in range(3):
+        row = [math.exp(v) for v in s[i]] + [math.exp(sn[i][j]) for j in range(3) if valid[j]]
+        i2t -= math.log(math.exp(s[i][i]) / sum(row)) / 3
+        col = [math.exp(s[j][i]) for j in range(3)]
+        t2i -= math.log(math.exp(s[i][i]) / sum(col)) / 3
+    got = caption_match_loss(img, txt, neg, valid, temperature=0.5)
+    assert abs(got.item() - (i2t + t2i) / 2) < 1e-5
+    assert abs(caption_match_loss(img, txt, temperature=0.5).item() - caption_match_loss(
+        img, txt, neg, torch.zeros(3, dtype=torch.bool), temperature=0.5).item()) < 1e-6
+
+
+def test_projection_discriminator_logit_by_hand():
+    torch.manual_seed(0)
+    d = StackGANDiscriminator(text_dim=6, c_dim=4, ndf=2, input_size=16, cond_mode="projection").eval()
+    img, text = torch.randn(3, 3, 16, 16), torch.randn(3, 6)
+    h = d(img)
+    v = d.text_code(text)
+    want = d.cond_out(h).flatten() + torch.stack([(v[i] * h[i].sum(dim=(1, 2))).sum() for i in range(3)])
+    torch.testing.assert_close(d.cond_logits(h, text), want)
+    # concat stays the default, with the same weights as before (old files load)
+    concat = StackGANDiscriminator(text_dim=6, c_dim=4, ndf=2, input_size=16)
+    assert concat.cond_mode == "concat" and {"joint.0.weight", "text_code.0.weight"} <= set(concat.state_dict())
+    with pytest.raises(ConfigError):
+        StackGANDiscriminator(text_dim=6, cond_mode="dot")
+
+
 # ---- training steps ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("match_weight", [0.0, 2.0])
+def test_text_pretraining_then_frozen_text_encoder(match_weight):
+    torch.manual_seed(0)
+    cfg = model_cfg(stage=1, text_pretrain_iters=1, match_weight=match_weight)
+    cfg["discriminator"]["cond_mode"] = "projection"
+    model = build_model(cfg)
+    assert set(model.nets) == {"netT", "netG", "netD", "netI"}
+    assert isinstance(model.nets["netI"], CaptionImageEncoder) and model.nets["netI"].input_size == 32
+    opts = optimizers_for(model)
+    model.setup_input(batch(size=32))
+    model.current_iter = 0  # pre-training: only the text encoder and the image encoder learn
+    assert model.phase() == 0
+    snap = {k: flat(v) for k, v in model.nets.items()}
+    losses = model.train_iter(opts)
+    assert set(losses) == {"T_match_loss"} and torch.isfinite(losses["T_match_loss"])
+    assert not losses["T_match_loss"].requires_grad
+    assert {k for k, v in model.nets.items() if not torch.equal(snap[k], flat(v))} == {"netT", "netI"}
+    model.current_iter = 1  # GAN training against the now fixed text encoder (and image encoder)
+    model.nets["netI"].zero_grad(set_to_none=True)
+    snap = {k: flat(v) for k, v in model.nets.items()}
+    losses = model.train_iter(opts)
+    assert set(losses) == LOSS_KEYS | ({"G_match_loss"} if match_weight else set())
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert {k for k, v in model.nets.items() if not torch.equal(snap[k], flat(v))} == {"netG", "netD"}
+    assert all(p.grad is None for p in model.nets["netI"].parameters())
+    if match_weight:  # G's match term is the pair's loss on its images, weighted
+        torch.manual_seed(7)
+        want = model._g_match(model.fake)
+        torch.manual_seed(7)
+        assert torch.isclose(want, model._g_match(model.fake)) and want > 0
+
+
+def test_text_pretraining_phases():
+    assert [build_model(model_cfg(stage=1, text_pretrain_iters=2)).phase(i) for i in range(4)] == [0, 0, 1, 1]
+    two = build_model(model_cfg(stage=2, stage1_iters=3, text_pretrain_iters=2))
+    assert [two.phase(i) for i in range(5)] == [0, 0, 1, 2, 2]
+    # stage II on a loaded stage-I file (stage1_iters 0): no pre-training, netT / netI come from the file
+    loaded = build_model(model_cfg(stage=2, stage1_iters=0, text_pretrain_iters=2, match_weight=1.0))
+    assert "netI" in loaded.nets and [loaded.phase(i) for i in range(3)] == [2, 2, 2]
+
+
+def test_text_pretraining_separates_digit_words():
+    # a few steps on two images: each must come to prefer its own caption over the digit-swapped one
+    torch.manual_seed(0)
+    model = build_model(model_cfg(stage=1, text_pretrain_iters=100))
+    opts = optimizers_for(model)
+    b = batch(n=2, size=32)
+    model.setup_input(b)
+    net_t, net_i = model.nets["netT"], model.nets["netI"]
+    swapped, _ = swap_digit_words(b["tokens"], model._digit_tables, torch.tensor([5, 5]))
+
+    def margin():
+        with torch.no_grad():
+            img = net_i.encode_image(b["img"])
+            own = (img * net_i.encode_text(net_t(b["tokens"], b["length"]))).sum(1)
+            other = (img * net_i.encode_text(net_t(swapped, b["length"]))).sum(1)
+        return (own - other).min().item()
+
+    assert margin() < 0.5
+    for _ in range(15):
+        model.train_iter(opts)
+    assert margin() > 0.5
+
+
 
 def test_stage1_step():
     torch.manual_seed(0)
@@ -288,6 +392,13 @@ def test_generate_is_reproducible_and_round_trips(tmp_path):
     {"params": {"digit_swap_negatives": 1.5}},
     {"params": {"digit_swap_negatives": "half"}},
     {"params": {"digit_swap_negatives": 0.5}, "vocabulary": ["red", "blue", "a"]},  # no digit words
+    {"params": {"text_pretrain_iters": -1}},
+    {"params": {"text_pretrain_iters": 5, "stage1_iters": 5}},  # counts within stage I
+    {"params": {"text_pretrain_iters": 1, "stage1_iters": 5}, "image_encoder": {"width": 4}},
+    {"image_encoder": {"ndf": 4}},  # without text pre-training
+    {"params": {"match_weight": 1.0}},  # needs the pre-trained pair
+    {"params": {"match_weight": -1.0, "text_pretrain_iters": 1, "stage1_iters": 5}},
+    {"discriminator": {"name": "StackGANDiscriminator", "cond_mode": "dot"}},
 ])
 def test_bad_config(change):
     cfg = model_cfg(stage=2)
@@ -300,20 +411,27 @@ def test_bad_config(change):
 
 # ---- through the trainer -------------------------------------------------------------------
 
-def train_cfg(total_iters, stage1_iters=2):
+def train_cfg(total_iters, stage1_iters=2, text_pretrain_iters=0):
     opt = {"name": "Adam", "beta1": 0.5}
+    model = model_cfg(stage=2, stage1_iters=stage1_iters, ema_decay=0.5, digit_swap_negatives=0.5,
+                      text_pretrain_iters=text_pretrain_iters, match_weight=1.0 if text_pretrain_iters else 0.0)
+    extra = {}
+    if text_pretrain_iters:
+        model["image_encoder"] = {"embed_dim": 8, "ndf": 2, "input_size": 16}
+        model["discriminator"]["cond_mode"] = "projection"
+        extra = {"optimizer_T": {**opt, "net_names": ["netT", "netI"], "learning_rate": 0.01}}
     return {
         "total_iters": total_iters, "output_dir": "unused", "seed": 3,
-        "model": model_cfg(stage=2, stage1_iters=stage1_iters, ema_decay=0.5, digit_swap_negatives=0.5),
+        "model": model,
         "dataset": {"train": {"name": "captioned_digits", "num_samples": 8, "size": 32, "split": "train",
                               "max_length": 12, "batch_size": 4, "num_workers": 0},
                     "test": {"name": "captioned_digits", "num_samples": 4, "size": 32, "split": "test",
                              "max_length": 12, "batch_size": 4}},
         "lr_scheduler": {"name": "MultiStepDecay", "learning_rate": 0.001, "milestones": [100]},
         "optimizer": {"optimizer_G": {**opt, "net_names": ["netG"]},
-                      "optimizer_D": {**opt, "net_names": ["netD", "netT"]},
+                      "optimizer_D": {**opt, "net_names": ["netD"] if text_pretrain_iters else ["netD", "netT"]},
                       "optimizer_G2": {**opt, "net_names": ["netG2"]},
-                      "optimizer_D2": {**opt, "net_names": ["netD2"]}},
+                      "optimizer_D2": {**opt, "net_names": ["netD2"]}, **extra},
         "log_config": {"interval": 2, "visual_interval": 100},
         "snapshot_config": {"interval": 2},
     }
@@ -329,6 +447,24 @@ def test_resume_equals_uninterrupted_run_across_the_stage_switch(tmp_path):
     a = ckpt.load(str(tmp_path / "a" / "iter_4_checkpoint.pth"))
     b = ckpt.load(str(tmp_path / "b" / "iter_4_checkpoint.pth"))
     assert set(a["nets"]) == {"netT", "netG", "netD", "netG2", "netD2", "netG_ema", "netG2_ema"}
+    for net in a["nets"]:
+        for k in a["nets"][net]:
+            assert torch.equal(a["nets"][net][k], b["nets"][net][k]), f"{net}.{k} differs after resume"
+
+
+def test_resume_equals_uninterrupted_run_across_text_pretraining(tmp_path):
+    # 4 iterations straight == 1 (text pre-training), resume, 3 more (stage I, then stage II)
+    cfg = functools.partial(train_cfg, stage1_iters=3, text_pretrain_iters=1)
+    Trainer(cfg(4), device="cpu", run_dir=str(tmp_path / "a"), quiet=True).train()
+    c = cfg(1)
+    c["snapshot_config"] = {"interval": 1}
+    ck = Trainer(c, device="cpu", run_dir=str(tmp_path / "b"), quiet=True).train()
+    resumed = Trainer(cfg(4), device="cpu", resume=ck, quiet=True)
+    assert resumed.model.phase(0) == 0 and resumed.model.phase(resumed.iter) == 1
+    resumed.train()
+    a = ckpt.load(str(tmp_path / "a" / "iter_4_checkpoint.pth"))
+    b = ckpt.load(str(tmp_path / "b" / "iter_4_checkpoint.pth"))
+    assert set(a["nets"]) == {"netT", "netI", "netG", "netD", "netG2", "netD2", "netG_ema", "netG2_ema"}
     for net in a["nets"]:
         for k in a["nets"][net]:
             assert torch.equal(a["nets"][net][k], b["nets"][net][k]), f"{net}.{k} differs after resume"
@@ -374,23 +510,21 @@ def test_demo_config_builds():
     assert 0 < model.digit_swap <= 1 and model._digit_tables[0].max() == 9  # hard negatives on
     assert cfg["dataset"]["train"]["size"] == model.final_size == 128
     named = {n for o in cfg["optimizer"].values() for n in o["net_names"]}
-    assert named == {"netT", "netG", "netD", "netG2", "netD2"}
+    assert named == {"netT", "netI", "netG", "netD", "netG2", "netD2"}
+    assert 0 < model.text_pretrain_iters < model.stage1_iters and model.match_weight > 0
+    assert model.nets["netD"].cond_mode == model.nets["netD2"].cond_mode == "projection"
 
 
-@pytest.mark.parametrize("it", [0, 1])
-def test_train_step_reads_nothing_back(it, monkeypatch):
-    import sys
-
-    model = build_model(model_cfg(stage=2, stage1_iters=1, ema_decay=0.5, digit_swap_negatives=0.5))
+@pytest.mark.parametrize("it, pretrain", [(0, 0), (1, 0), (0, 1), (1, 1), (2, 1)])
+def test_train_step_reads_nothing_back(it, pretrain, monkeypatch):
+    cfg = model_cfg(stage=2, stage1_iters=1 + pretrain, ema_decay=0.5, digit_swap_negatives=0.5,
+                    text_pretrain_iters=pretrain, match_weight=float(pretrain))
+    if pretrain:
+        cfg["discriminator"]["cond_mode"] = cfg["discriminator2"]["cond_mode"] = "projection"
+    model = build_model(cfg)
     opts = optimizers_for(model)
     model.current_iter = it
     model.setup_input(batch())
-    calls = []
-    for name in ("item", "__float__", "__bool__", "__int__", "__index__", "tolist", "cpu", "numpy"):
-        def counted(self, *args, _fn=getattr(torch.Tensor, name), _name=name, **kwargs):
-            if os.sep + os.path.join("torch", "optim") + os.sep not in sys._getframe(1).f_code.co_filename:
-                calls.append(_name)  # Adam's CPU step counters are not device reads
-            return _fn(self, *args, **kwargs)
-        monkeypatch.setattr(torch.Tensor, name, counted)
+    calls = record_host_reads(monkeypatch)
     model.train_iter(opts)
     assert calls == []

@@ -12,7 +12,9 @@ Facts from the paper and the reference code hanzhanggit/StackGAN-Pytorch (`code/
   residual blocks, then upBlocks to 4x (256 in the paper; 128 here by default) and a 3x3 conv.
 The reference uses pre-trained char-CNN-RNN sentence embeddings; here `TextEncoder` is a
 small trainable word embedding + bidirectional GRU (no downloads), trained by the
-matching-aware discriminator loss (see `StackGANModel`).
+matching-aware discriminator loss, or pre-trained against `CaptionImageEncoder` with
+`caption_match_loss` (Reed et al. 2016's joint embedding, in CLIP's symmetric contrastive form)
+and then frozen (see `StackGANModel`).
 """
 import math
 
@@ -66,6 +68,74 @@ class TextEncoder(nn.Module):
         h_f = out_f.gather(1, last.expand(-1, 1, out_f.shape[2])).squeeze(1)
         h_b = out_b.gather(1, last.expand(-1, 1, out_b.shape[2])).squeeze(1)
         return torch.cat([h_f, h_b], dim=1)
+
+
+class CaptionImageEncoder(nn.Module):
+    """Joint image-caption embedding used to pre-train the text encoder (`netI`).
+
+    StackGAN conditions on *pre-trained* sentence embeddings (Reed et al., CVPR 2016, "Learning
+    deep representations of fine-grained visual descriptions": an image encoder and a text
+    encoder trained so that matching pairs score higher than mismatched ones). This is the
+    image side of that pairing, small enough for a CPU: three 4x4 stride-2 convs (LeakyReLU 0.2)
+    from `input_size` down to input_size / 8, a linear layer to `embed_dim`; plus the text head, a
+    linear layer from the sentence embedding to the same space. Both outputs are L2-normalised;
+    the loss is `caption_match_loss`.
+
+    Args:
+        text_dim (int): sentence-embedding size (the model sets it from its TextEncoder). Default: 128.
+        embed_dim (int): joint-space size. Default: 64.
+        ndf (int): width of the first conv, doubled per conv. Default: 16.
+        input_size (int): image side it reads (the model resizes), a power of two >= 16. Default: 32.
+    Calls: encode_image(img [N, 3, S, S] in [-1, 1]) -> [N, embed_dim] (unit norm);
+        encode_text(text [N, text_dim]) -> [N, embed_dim] (unit norm).
+    """
+
+    def __init__(self, text_dim=128, embed_dim=64, ndf=16, input_size=32):
+        super().__init__()
+        _check_size("CaptionImageEncoder input_size", int(input_size), 16)
+        self.input_size = int(input_size)
+        layers, ch = [], 3
+        for i in range(3):
+            layers += [nn.Conv2d(ch, ndf * 2 ** i, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+            ch = ndf * 2 ** i
+        self.convs = nn.Sequential(*layers)
+        self.image_head = nn.Linear(ch * (self.input_size // 8) ** 2, embed_dim)
+        self.text_head = nn.Linear(text_dim, embed_dim)
+
+    def encode_image(self, img):
+        if img.shape[-1] != self.input_size or img.shape[-2] != self.input_size:
+            raise ValueError(f"CaptionImageEncoder expects {self.input_size}px images, got {tuple(img.shape)}")
+        return nn.functional.normalize(self.image_head(self.convs(img).flatten(1)), dim=1)
+
+    def encode_text(self, text):
+        return nn.functional.normalize(self.text_head(text), dim=1)
+
+
+def caption_match_loss(img_emb, text_emb, neg_text_emb=None, neg_valid=None, temperature=0.1):
+    """Symmetric contrastive loss of a batch of (image, caption) pairs (CLIP's form of the
+    matching objective): each image must pick its own caption among the batch's captions (and
+    the extra negatives), and each caption its own image among the batch's images.
+
+    Args:
+        img_emb, text_emb (Tensor): [N, E] unit-norm embeddings; row i of each is a matching pair.
+        neg_text_emb (Tensor | None): [N, E] extra captions that match no image (e.g. the image's
+            own caption with another digit), offered to every image.
+        neg_valid (Tensor | None): bool [N], which extra captions to use (others are masked out).
+        temperature (float): softmax temperature. Default: 0.1.
+    Returns:
+        0-dim tensor: (CE(image -> caption) + CE(caption -> image)) / 2.
+    """
+    n = img_emb.shape[0]
+    target = torch.arange(n, device=img_emb.device)
+    logits = img_emb @ text_emb.t() / temperature                          # [N images, N captions]
+    i2t = logits
+    if neg_text_emb is not None:
+        neg = img_emb @ neg_text_emb.t() / temperature                      # [N, N extra captions]
+        if neg_valid is not None:
+            neg = neg.masked_fill(~neg_valid[None, :], float("-inf"))
+        i2t = torch.cat([logits, neg], dim=1)
+    ce = nn.functional.cross_entropy
+    return (ce(i2t, target) + ce(logits.t(), target)) / 2
 
 
 def kl_divergence(mu, logvar):
