@@ -63,7 +63,7 @@ def judge_digits(weight_path, json_path):
         q = json.load(f)
     return (f"{q['recognised']:.0%} of {q['n']} samples recognised as digits (confidence >= {q['threshold']:g}), "
             f"{q['classes_present']}/10 classes, KL to uniform {q['kl_recognised']:.2f} "
-            f"(real digits: {q['real_digits_recognised']:.0%})")
+            f"(real digits: {q['real_digits_recognised']:.1%})")
 
 
 def main():

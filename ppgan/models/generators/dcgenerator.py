@@ -37,8 +37,8 @@ class DCGenerator(nn.Module):
         n_categorical (int): K > 0 adds InfoGAN's categorical code (Chen et al., 2016): a one-hot
             vector of K values drawn uniformly, appended to the noise (the first layer takes
             input_nz + K channels). Unsupervised: `GANModel` makes the code recoverable from the
-            image (its `netQ`), so each value becomes a separate mode instead of the noise having
-            to jump between modes. Default 0 (PaddleGAN's generator).
+            image (its `netQ`), so the code becomes a factor of variation of its own. Default 0
+            (PaddleGAN's generator).
     """
 
     def __init__(self, input_nz, input_nc, output_nc, ngf=64, norm_type="batch",
