@@ -102,10 +102,11 @@ def _cache_path(size, num_samples, epochs, seed, batch_size, reject):
 
 
 def _load_cached(path, size, reject):
+    from ..weights import load_state_strict, read_torch
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model = DigitClassifier(size, reject=reject)
-        model.load_state_dict(state["state_dict"])
+        state = read_torch(path)
+        model = load_state_strict(DigitClassifier(size, reject=reject), state["state_dict"], path)
         return model.eval(), float(state["accuracy"])
     except Exception:  # a damaged or foreign file: train again (and replace it)
         return None
