@@ -157,10 +157,15 @@ def train_digit_classifier(size=32, num_samples=DEFAULT_SAMPLES, epochs=DEFAULT_
     if path:
         from ..utils.io import atomic_path
 
-        with atomic_path(path) as tmp:
-            torch.save({"state_dict": model.state_dict(), "accuracy": accuracy}, tmp)
-        if log:
-            log(f"digit classifier stored in {path}")
+        try:
+            with atomic_path(path) as tmp:
+                torch.save({"state_dict": model.state_dict(), "accuracy": accuracy}, tmp)
+        except OSError as e:  # a read-only or full cache: the judge still works, it is just not kept
+            if log:
+                log(f"digit classifier not stored in {path}: {e.strerror or e}")
+        else:
+            if log:
+                log(f"digit classifier stored in {path}")
     return model, accuracy
 
 

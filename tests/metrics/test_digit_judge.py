@@ -76,3 +76,13 @@ def test_damaged_cache_file_is_trained_again_and_replaced(tmp_path, monkeypatch)
     assert 0.0 <= acc <= 1.0 and model(torch.zeros(1, 1, 16, 16)).shape == (1, 10)
     reloaded = torch.load(path, weights_only=True)
     assert set(reloaded) == {"state_dict", "accuracy"}
+
+
+def test_unwritable_cache_still_returns_the_judge(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.write_text("a file where the cache folder should go")  # makedirs under it fails
+    monkeypatch.setenv("PPGAN_HOME", str(home))
+    said = []
+    model, acc = da.train_digit_classifier(size=16, num_samples=300, epochs=1, cache=True, log=said.append)
+    assert 0.0 <= acc <= 1.0 and model(torch.zeros(1, 1, 16, 16)).shape == (1, 11)
+    assert any("not stored" in m for m in said)
