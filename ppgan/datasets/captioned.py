@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..utils.digits import render_size_for
+from ..utils.digits import draw_glyph, place_glyph, render_size_for
 from ..utils.errors import ConfigError
 from ..utils.logger import progress
 from ..utils.text import get_vocabulary
@@ -90,25 +90,13 @@ def render_attributed_digit(digit, size, rng, stroke, slant):
     text = str(int(digit))
     height = big * rng.uniform(*GLYPH_HEIGHT)
     thickness = max(1, int(round(big * rng.uniform(*PEN[stroke]))))
-    (w1, h1), _ = cv2.getTextSize(text, font, 1.0, 1)
-    scale = height / max(h1, 1)
-    side = 2 * big
-    canvas = np.zeros((side, side), np.uint8)
-    org = (int(side / 2 - w1 * scale / 2), int(side / 2 + height / 2))
-    cv2.putText(canvas, text, org, font, scale, 255, thickness, cv2.LINE_AA)
-    x, y, w, h = cv2.boundingRect(canvas)
+    canvas, box = draw_glyph(text, font, height, thickness, big)
 
     # ink box centre -> image centre (+ offset), scaled to the glyph height, sheared, rotated a little
-    s = height / max(h, 1)
     shear = rng.uniform(*SHEAR[slant])
     theta = np.deg2rad(rng.uniform(*ROTATION_DEG))
-    cos, sin = np.cos(theta), np.sin(theta)
-    linear = (np.array([[cos, -sin], [sin, cos]]) @ np.array([[1.0, shear], [0.0, 1.0]])
-              @ np.diag([s * rng.uniform(*ASPECT), s]))
-    src_centre = np.array([x + w / 2, y + h / 2])
-    dst_centre = big / 2 + big * rng.uniform(-OFFSET, OFFSET, size=2)
-    matrix = np.hstack([linear, (dst_centre - linear @ src_centre)[:, None]]).astype(np.float32)
-    img = cv2.warpAffine(canvas, matrix, (big, big), flags=cv2.INTER_LINEAR, borderValue=0)
+    aspect = rng.uniform(*ASPECT)
+    img = place_glyph(canvas, box, height, aspect, shear, theta, rng.uniform(-OFFSET, OFFSET, size=2), big)
     img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
     return img.astype(np.float32) / 255.0
 

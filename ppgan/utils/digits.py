@@ -50,6 +50,32 @@ def render_size_for(size):
     return size * max(2, -(-128 // size))
 
 
+def draw_glyph(text, font, height, thickness, big):
+    """Draw `text` in OpenCV font `font`, about `height` px tall with pen `thickness`, centred on a
+    2*big square canvas. Returns (canvas uint8 [2*big, 2*big], ink box (x, y, w, h))."""
+    (w1, h1), _ = cv2.getTextSize(text, font, 1.0, 1)
+    scale = height / max(h1, 1)
+    side = 2 * big
+    canvas = np.zeros((side, side), np.uint8)
+    org = (int(side / 2 - w1 * scale / 2), int(side / 2 + height / 2))
+    cv2.putText(canvas, text, org, font, scale, 255, thickness, cv2.LINE_AA)
+    return canvas, cv2.boundingRect(canvas)
+
+
+def place_glyph(canvas, box, height, aspect, shear, theta, offset, big):
+    """Warp the ink box `box` of `canvas` onto a big x big image: its height scaled to `height`,
+    its width by `aspect` more, sheared (x += shear * y), rotated by `theta` radians, its centre
+    at the image centre + `offset` (two fractions of `big`). Returns uint8 [big, big]."""
+    x, y, w, h = box
+    s = height / max(h, 1)
+    cos, sin = np.cos(theta), np.sin(theta)
+    linear = np.array([[cos, -sin], [sin, cos]]) @ np.array([[1.0, shear], [0.0, 1.0]]) @ np.diag([s * aspect, s])
+    src_centre = np.array([x + w / 2, y + h / 2])
+    dst_centre = big / 2 + big * offset
+    matrix = np.hstack([linear, (dst_centre - linear @ src_centre)[:, None]]).astype(np.float32)
+    return cv2.warpAffine(canvas, matrix, (big, big), flags=cv2.INTER_LINEAR, borderValue=0)
+
+
 def render_digit(digit, size, rng):
     """Draw one digit.
 
@@ -69,25 +95,13 @@ def render_digit(digit, size, rng):
     # 1. draw roughly at the target height on a canvas with room to spare
     height = big * rng.uniform(*GLYPH_HEIGHT)
     thickness = max(1, int(round(big * rng.uniform(*STROKE))))
-    (w1, h1), _ = cv2.getTextSize(text, font, 1.0, 1)
-    scale = height / max(h1, 1)
-    canvas_side = 2 * big
-    canvas = np.zeros((canvas_side, canvas_side), np.uint8)
-    org = (int(canvas_side / 2 - w1 * scale / 2), int(canvas_side / 2 + height / 2))
-    cv2.putText(canvas, text, org, font, scale, 255, thickness, cv2.LINE_AA)
-    x, y, w, h = cv2.boundingRect(canvas)
+    canvas, box = draw_glyph(text, font, height, thickness, big)
 
     # 2. ink box centre -> image centre + offset, with height, aspect, shear and rotation
-    s = height / max(h, 1)
-    sx, sy = s * rng.uniform(*ASPECT), s
+    aspect = rng.uniform(*ASPECT)
     shear = rng.uniform(*SHEAR)
     theta = np.deg2rad(rng.uniform(*ROTATION_DEG))
-    cos, sin = np.cos(theta), np.sin(theta)
-    linear = np.array([[cos, -sin], [sin, cos]]) @ np.array([[1.0, shear], [0.0, 1.0]]) @ np.diag([sx, sy])
-    src_centre = np.array([x + w / 2, y + h / 2])
-    dst_centre = big / 2 + big * rng.uniform(-OFFSET, OFFSET, size=2)
-    matrix = np.hstack([linear, (dst_centre - linear @ src_centre)[:, None]]).astype(np.float32)
-    img = cv2.warpAffine(canvas, matrix, (big, big), flags=cv2.INTER_LINEAR, borderValue=0)
+    img = place_glyph(canvas, box, height, aspect, shear, theta, rng.uniform(-OFFSET, OFFSET, size=2), big)
 
     # smooth wobble: a 4x4 random displacement field upsampled to the full image
     field = rng.normal(0.0, WOBBLE * big, size=(4, 4, 2)).astype(np.float32)
