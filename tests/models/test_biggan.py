@@ -14,6 +14,7 @@ from ppgan.models.biggan_model import BigGANModel
 from ppgan.utils.errors import ConfigError
 
 from host_reads import record_host_reads
+from resume_check import assert_resume_matches
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -133,14 +134,7 @@ def tiny_train_cfg(total_iters, **params):
 
 
 def test_resume_equals_uninterrupted_and_evaluate_only(tmp_path):
-    Trainer(tiny_train_cfg(4), device="cpu", run_dir=str(tmp_path / "a"), quiet=True).train()
-    ck = Trainer(tiny_train_cfg(2), device="cpu", run_dir=str(tmp_path / "b"), quiet=True).train()
-    Trainer(tiny_train_cfg(4), device="cpu", resume=ck, quiet=True).train()
-    a = ckpt.load(str(tmp_path / "a" / "iter_4_checkpoint.pth"))
-    b = ckpt.load(str(tmp_path / "b" / "iter_4_checkpoint.pth"))
-    for net in ("netG", "netD", "netG_ema"):
-        for k in a["nets"][net]:
-            assert torch.equal(a["nets"][net][k], b["nets"][net][k]), f"{net}.{k} differs after resume"
+    a, _ = assert_resume_matches(tiny_train_cfg, tmp_path, ("netG", "netD", "netG_ema"))
     assert not torch.equal(a["nets"]["netG_ema"]["linear.weight"], a["nets"]["netG"]["linear.weight"])
 
     # --evaluate-only with the weight file: netG_ema makes the samples

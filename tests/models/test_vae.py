@@ -14,6 +14,8 @@ from ppgan.models.generators import build_generator
 from ppgan.models.vae_model import VAEModel, gaussian_kl, recon_nll, reparameterize
 from ppgan.utils.errors import ConfigError
 
+from resume_check import assert_resume_matches
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -149,14 +151,7 @@ def tiny_train_cfg(total_iters, with_test=False):
 
 
 def test_resume_equals_uninterrupted_run(tmp_path):
-    Trainer(tiny_train_cfg(4), device="cpu", run_dir=str(tmp_path / "a"), quiet=True).train()
-    ck = Trainer(tiny_train_cfg(2), device="cpu", run_dir=str(tmp_path / "b"), quiet=True).train()
-    Trainer(tiny_train_cfg(4), device="cpu", resume=ck, quiet=True).train()
-    a = ckpt.load(str(tmp_path / "a" / "iter_4_checkpoint.pth"))
-    b = ckpt.load(str(tmp_path / "b" / "iter_4_checkpoint.pth"))
-    for net in ("netE", "netG"):
-        for k in a["nets"][net]:
-            assert torch.equal(a["nets"][net][k], b["nets"][net][k]), f"{net}.{k} differs after resume"
+    a, _ = assert_resume_matches(tiny_train_cfg, tmp_path, ("netE", "netG"))
     assert not torch.equal(a["nets"]["netG"]["model.0.weight"],
                            ckpt.load(str(tmp_path / "b" / "iter_2_checkpoint.pth"))["nets"]["netG"]["model.0.weight"])
 

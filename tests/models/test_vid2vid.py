@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from ppgan.engine import Trainer
-from ppgan.engine import checkpoint as ckpt
 from ppgan.models import build_model
 from ppgan.models.discriminators.discriminator_vid2vid import Vid2VidDiscriminator
 from ppgan.models.generators.vid2vid import Vid2VidGenerator
@@ -16,6 +15,7 @@ from ppgan.modules.flow import flow_warp
 from ppgan.utils.errors import ConfigError
 
 from host_reads import record_host_reads
+from resume_check import assert_resume_matches
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -187,14 +187,7 @@ def tiny_train_cfg(total_iters):
 
 
 def test_resume_equals_an_uninterrupted_run_and_evaluate_only(tmp_path):
-    Trainer(tiny_train_cfg(4), device="cpu", run_dir=str(tmp_path / "a"), quiet=True).train()
-    ck = Trainer(tiny_train_cfg(2), device="cpu", run_dir=str(tmp_path / "b"), quiet=True).train()
-    Trainer(tiny_train_cfg(4), device="cpu", resume=ck, quiet=True).train()
-    a = ckpt.load(str(tmp_path / "a" / "iter_4_checkpoint.pth"))
-    b = ckpt.load(str(tmp_path / "b" / "iter_4_checkpoint.pth"))
-    for net in ("netG", "netD", "netD_T"):
-        for k in a["nets"][net]:
-            assert torch.equal(a["nets"][net][k], b["nets"][net][k]), f"{net}.{k} differs after resume"
+    a, _ = assert_resume_matches(tiny_train_cfg, tmp_path, ("netG", "netD", "netD_T"))
 
     ev = Trainer(tiny_train_cfg(4), device="cpu", load=str(tmp_path / "a" / "iter_4_weight.pth"),
                  evaluate_only=True, run_dir=str(tmp_path / "ev"), quiet=True)
