@@ -513,6 +513,10 @@ def test_demo_config_builds():
     assert named == {"netT", "netI", "netG", "netD", "netG2", "netD2"}
     assert 0 < model.text_pretrain_iters < model.stage1_iters and model.match_weight > 0
     assert model.nets["netD"].cond_mode == model.nets["netD2"].cond_mode == "projection"
+    # stage II has its own, lower learning rate: at stage I's it collapses (the config's figures)
+    stage1_lr = cfg["lr_scheduler"]["learning_rate"]
+    for name in ("optimizer_G2", "optimizer_D2"):
+        assert 0 < cfg["optimizer"][name]["learning_rate"] < stage1_lr
 
 
 @pytest.mark.parametrize("it, pretrain", [(0, 0), (1, 0), (0, 1), (1, 1), (2, 1)])
