@@ -160,12 +160,11 @@ def train_digit_classifier(size=32, num_samples=DEFAULT_SAMPLES, epochs=DEFAULT_
         try:
             with atomic_path(path) as tmp:
                 torch.save({"state_dict": model.state_dict(), "accuracy": accuracy}, tmp)
+            message = f"digit classifier stored in {path}"
         except OSError as e:  # a read-only or full cache: the judge still works, it is just not kept
-            if log:
-                log(f"digit classifier not stored in {path}: {e.strerror or e}")
-        else:
-            if log:
-                log(f"digit classifier stored in {path}")
+            message = f"digit classifier not stored in {path}: {e.strerror or e}"
+        if log:
+            log(message)
     return model, accuracy
 
 

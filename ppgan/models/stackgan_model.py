@@ -294,36 +294,36 @@ class StackGANModel(BaseModel):
         net_t, net_i = self.nets["netT"], self.nets["netI"]
         opts = list({id(o): o for o in (self.optimizer_for("netT", optimizers),
                                         self.optimizer_for("netI", optimizers))}.values())
-        n, dev = self.tokens.shape[0], self.tokens.device
         for opt in opts:
             opt.zero_grad(set_to_none=True)
         img = net_i.encode_image(_resize(self.real, net_i.input_size))
         text = net_i.encode_text(net_t(self.tokens, self.lengths))
-        neg = valid = None
-        if self._digit_tables is not None:
-            if self._digit_tables[0].device != dev:
-                self._digit_tables = tuple(t.to(dev) for t in self._digit_tables)
-            swapped, valid = swap_digit_words(self.tokens, self._digit_tables,
-                                              torch.randint(1, 10, (n,), device=dev))
-            neg = net_i.encode_text(net_t(swapped, self.lengths))
+        swapped, valid = self._swapped_captions()
+        neg = net_i.encode_text(net_t(swapped, self.lengths))
         loss = caption_match_loss(img, text, neg, valid)
         self.backward(loss)
         for opt in opts:
             self.optimizer_step(opt)
         return {"T_match_loss": loss.detach()}
 
-    def _g_match(self, fake):
+    def _g_match(self, fake, text):
         """Caption-matching loss of the generated images under the frozen pre-trained pair
-        (netI, netT), with the digit-swapped captions as extra negatives (AttnGAN's DAMSM idea)."""
+        (netI, netT), with the digit-swapped captions as extra negatives (AttnGAN's DAMSM idea).
+        `text`: this batch's sentence embeddings, already made by the frozen netT."""
         net_t, net_i = self.nets["netT"], self.nets["netI"]
-        n, dev = self.tokens.shape[0], self.tokens.device
         with torch.no_grad():
-            text = net_i.encode_text(net_t(self.tokens, self.lengths))
-            if self._digit_tables[0].device != dev:
-                self._digit_tables = tuple(t.to(dev) for t in self._digit_tables)
-            swapped, valid = swap_digit_words(self.tokens, self._digit_tables, torch.randint(1, 10, (n,), device=dev))
+            swapped, valid = self._swapped_captions()
             neg = net_i.encode_text(net_t(swapped, self.lengths))
+            text = net_i.encode_text(text)
         return caption_match_loss(net_i.encode_image(_resize(fake, net_i.input_size)), text, neg, valid)
+
+    def _swapped_captions(self):
+        """This batch's captions with their digit word swapped for another digit (a random one per
+        row) and which rows had a digit word: `swap_digit_words` on the device, no host sync."""
+        n, dev = self.tokens.shape[0], self.tokens.device
+        if self._digit_tables[0].device != dev:
+            self._digit_tables = tuple(t.to(dev) for t in self._digit_tables)
+        return swap_digit_words(self.tokens, self._digit_tables, torch.randint(1, 10, (n,), device=dev))
 
     def _wrong_text(self, net_t, text):
         """Mismatched sentence embeddings for the D_wrong term: the captions rolled by one in the
@@ -333,9 +333,7 @@ class StackGANModel(BaseModel):
             return text.roll(1, dims=0)
         tokens, lengths = self.tokens, self.lengths
         n, dev = tokens.shape[0], tokens.device
-        if self._digit_tables[0].device != dev:
-            self._digit_tables = tuple(t.to(dev) for t in self._digit_tables)
-        swapped, has_digit = swap_digit_words(tokens, self._digit_tables, torch.randint(1, 10, (n,), device=dev))
+        swapped, has_digit = self._swapped_captions()
         pick = torch.zeros(n, dtype=torch.bool, device=dev)
         pick[torch.randperm(n, device=dev)[:round(self.digit_swap * n)]] = True
         pick = pick & has_digit
@@ -379,12 +377,9 @@ class StackGANModel(BaseModel):
             net_g, net_d = net_g1, self.nets["netD"]
             opt_g, opt_d = self.optimizer_for("netG", optimizers), self.optimizer_for("netD", optimizers)
             real = _resize(self.real, self.size1)
-            if self.text_pretrain_iters:                 # pre-trained: fixed from now on
-                with torch.no_grad():
-                    text = net_t(self.tokens, self.lengths)
-                    wrong = self._wrong_text(net_t, text)
-            else:
-                text = net_t(self.tokens, self.lengths)  # trained with D: keeps its graph for the D step
+            # pre-trained netT is fixed from now on; otherwise it learns with D (keeps its graph)
+            with torch.set_grad_enabled(not self.text_pretrain_iters):
+                text = net_t(self.tokens, self.lengths)
                 wrong = self._wrong_text(net_t, text)
             fake, mu, logvar = net_g(text.detach(), z)
         else:
@@ -412,7 +407,7 @@ class StackGANModel(BaseModel):
             loss_kl = kl_divergence(mu, logvar) * self.kl_weight
             loss_g = loss_adv + loss_kl
             if self.match_weight:
-                loss_match = self._g_match(fake) * self.match_weight
+                loss_match = self._g_match(fake, text.detach()) * self.match_weight
                 loss_g = loss_g + loss_match
             self.backward(loss_g)
         self.optimizer_step(opt_g)
