@@ -91,9 +91,10 @@ def engine_round(tr, iters):
     return (t1 - t0) / iters * 1000.0
 
 
-def bare_round(nets, opts, batches, gan_mode, latent_fn, cond, iters, device, cudagraphs=False):
+def bare_round(nets, opts, batches, gan_mode, latent_fn, cond, iters, device, cudagraphs=False, code_of=None):
     """ms/iteration of a hand-written GAN step, timed as `engine_round`: D on fake.detach()
-    and real, then G through a frozen D; no loss is read back."""
+    and real, then G through a frozen D; no loss is read back. `code_of`: a self-conditioned
+    GAN's G, whose drawn codes D also takes (the engine's steps before the first clustering)."""
     import torch
     import torch.nn.functional as F
 
@@ -117,7 +118,7 @@ def bare_round(nets, opts, batches, gan_mode, latent_fn, cond, iters, device, cu
         inputs = latent_fn(real.shape[0])
         if cond:
             inputs[1] = b["class_id"].to(device)
-        c = inputs[1:2] if cond else []
+        c = inputs[1:2] if cond else [code_of(inputs[0])] if code_of is not None else []
         fake = g(*inputs)
         opt_d.zero_grad(set_to_none=True)
         loss_d = (loss(d(fake.detach(), *c), False) + loss(d(real, *c), True)) * 0.5
@@ -283,13 +284,14 @@ def main(argv=None):
 
                 gan_mode = model_cfg["gan_criterion"]["gan_mode"]
                 cond = bool(getattr(gen_net, "n_class", 0))
+                code_of = gen_net.code_of if getattr(tr.model, "self_condition", False) else None
                 amp_dtype = tr.amp_dtype
 
                 def run_bare(n):
                     ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
                     with ctx:
                         return bare_round((g, d), opts, batches, gan_mode, latent_fn, cond, n, device,
-                                          cudagraphs=tr.cudagraphs)
+                                          cudagraphs=tr.cudagraphs, code_of=code_of)
                 bare = run_bare
 
             if device.type == "cuda":

@@ -16,6 +16,7 @@ rewards: usually its score rises far above that of real images while the pixels 
 noise-like or only digit-like in places, the reason a GAN trains a generator instead of inverting D.
 """
 import inspect
+import math
 import os
 
 import torch
@@ -84,6 +85,10 @@ class DiscriminatorSampler(BasePredictor):
         if len(required) != 1:
             raise PPGANError(f"discriminator {type(self.netD).__name__} takes {len(required)} inputs; "
                              "D-only sampling needs an unconditional one, D(image)")
+        self.n_class = int(getattr(self.netD, "n_class", 0) or 0)
+        if self.n_class and not hasattr(self.netD, "class_scores"):
+            raise PPGANError(f"discriminator {type(self.netD).__name__} is class-conditional ({self.n_class} classes) "
+                             "and cannot score an image without a class; D-only sampling needs D(image)")
         load_into(self.netD, weights, name="netD")
         self.netD.to(self.device).eval()
         for p in self.netD.parameters():
@@ -96,8 +101,13 @@ class DiscriminatorSampler(BasePredictor):
         self._weight_path, self._config = weight_path, config
 
     def score(self, x):
-        """D's raw score (logit) per image [N] (the mean over D's outputs for patch discriminators)."""
-        return self.netD(x.to(self.device)).flatten(1).mean(1)
+        """D's raw score (logit) per image [N] (the mean over D's outputs for patch discriminators;
+        for a discriminator conditioned on K classes or clusters, as a self-conditioned GAN's, the
+        soft maximum over them: log(mean_y exp D(x, y)), so the climb may settle in any class)."""
+        x = x.to(self.device)
+        if self.n_class:
+            return torch.logsumexp(self.netD.class_scores(x).float(), 1) - math.log(self.n_class)
+        return self.netD(x).flatten(1).mean(1)
 
     @torch.no_grad()
     def scores(self, x):

@@ -212,8 +212,9 @@ class GANPredictor(BasePredictor):
 
     @torch.no_grad()
     def interpolate(self, rows=4, steps=10, class_id=None, seed=0, truncation=None):
-        """`rows` strips of `steps` images walking between two random latents (slerp); an InfoGAN
-        generator's code stays the one of the strip's first latent (the walk is in the noise)."""
+        """`rows` strips of `steps` images walking between two random latents (slerp); the code of an
+        InfoGAN or self-conditioned generator (a cluster) stays the one of the strip's first latent
+        (the walk is in the noise)."""
         gen = torch.Generator().manual_seed(seed + 1)
         a, b = self._latents(rows, gen, truncation), self._latents(rows, gen, truncation)
         shape = a.shape[1:]

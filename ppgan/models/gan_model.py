@@ -25,12 +25,26 @@ Options, each one switch in `params` (all off by default, so PaddleGAN configs t
   (D_info_loss), G in the G step (G_info_loss). No labels are used; the code should become a
   factor of variation of its own (on MNIST, the digit). On the embedded digits in 2,500
   iterations it becomes one of style, not of digit (configs/infogan_digits.yaml has the figures).
+- Self-conditioned GAN (Liu et al., 2020, https://arxiv.org/abs/2006.10728; facts from
+  stevliu/self-conditioned-gan): `self_condition` true makes the GAN conditional on clusters of
+  the real images, found without labels by k-means on D's last hidden features. G takes a
+  categorical code (DCGenerator `n_categorical` K, the clusters) and D a class (`n_class` K, a
+  projection). At each iteration of `recluster_iters` the last `cluster_bank` real images are
+  clustered with the current D (frozen as netD_cluster), the new clusters get the old ids they
+  overlap most (Hungarian matching) and G's code prior becomes the clusters' sizes; every real
+  image is labelled with its nearest centroid under netD_cluster, and its fake partner gets the
+  same code. Before the first clustering the codes are drawn at random (no information). A
+  continuous latent must bend between the data's disconnected modes (here the ten digits) and
+  draws two-digit blends there; a code per cluster lets G jump instead (configs/dcgan_digits.yaml
+  has the figures).
 """
 import copy
 import inspect
 
 import torch
+import torch.distributed as dist
 
+from ..modules.clustering import ClusterBank, kmeans, match_clusters
 from ..modules.improved_gan import HistoricalAverage, feature_matching_loss, pack
 from ..modules.init import init_weights
 from ..utils.errors import ConfigError
@@ -45,8 +59,10 @@ from .generators.builder import build_generator
 PARAM_KEYS = ("disc_iters", "disc_start_iters", "samples_every_row", "visual_interval", "gp_weight",
               "clip_value", "init_type", "init_gain", "n_samples", "sample_seed",
               "ema_decay", "ema_start_iters", "feature_matching", "historical_averaging", "pack",
-              "info_weight")
+              "info_weight", "self_condition", "recluster_iters", "cluster_bank")
 EMA = "netG_ema"
+KMEANS_ITERS = 30       # Lloyd iterations per clustering (converged on 8,192 digits well before)
+CLUSTER_SEED = 5318008  # k-means' own seed (plus the iteration): clustering leaves the global RNG alone
 
 
 @MODELS.register()
@@ -67,10 +83,16 @@ class GANModel(BaseModel):
             default 0; with gan_criterion.loss_weight 0 it is G's only objective, as in the
             paper); historical_averaging (weight of the penalty on G and D, default 0);
             pack (PacGAN's m, default 1; D's input_nc must be m * C); info_weight (InfoGAN's
-            lambda for a generator with `n_categorical`, default 1).
+            lambda for a generator with `n_categorical`, default 1); self_condition (Liu et al.
+            2020, default false: the code of a generator with `n_categorical` K is a cluster of
+            the real images, D needs `n_class` K), recluster_iters (iterations at which the
+            images are clustered again, default [500, 1000, 2000]), cluster_bank (real images
+            kept for clustering, default 8192).
     Batches: {'img': [N, C, H, W] in [-1, 1], optional 'class_id': [N] int64}.
     Nets: netG, netD, and with the options netG_ema (no optimizer), netG_hist / netD_hist
-    (the historical averages, buffers only), netQ (InfoGAN; list it in optimizer_D's net_names).
+    (the historical averages, buffers only), netQ (InfoGAN; list it in optimizer_D's net_names),
+    netD_cluster and cluster_bank (self-conditioning: D's copy at the last clustering, the images
+    and centroids; no optimizer).
     Losses: D_fake_loss, D_real_loss (+ D_gp_loss for wgangp, D_hist_loss, D_info_loss), G_adv_loss
     (+ G_fm_loss, G_hist_loss, G_info_loss) on iterations with a G step.
     """
@@ -94,6 +116,9 @@ class GANModel(BaseModel):
         self.historical_averaging = float(p.get("historical_averaging", 0.0))
         self.pack = int(p.get("pack", 1))
         self.info_weight = float(p.get("info_weight", 1.0))
+        self.self_condition = bool(p.get("self_condition", False))
+        self.recluster_iters = self._recluster_schedule(p.get("recluster_iters", [500, 1000, 2000]))
+        self.cluster_bank_size = int(p.get("cluster_bank", 8192))
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"model.params.ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
         if self.ema_start_iters < 0:
@@ -109,11 +134,16 @@ class GANModel(BaseModel):
         self.nets["netG"] = init_weights(build_generator(generator), init_type, init_gain)
         self.n_class = int(getattr(self.nets["netG"], "n_class", 0))
         self.n_categorical = int(getattr(self.nets["netG"], "n_categorical", 0))
+        if self.self_condition and self.n_categorical < 2:
+            raise ConfigError("model.params.self_condition needs a generator with a categorical code: set "
+                              "generator.n_categorical to the number of clusters (e.g. 100)")
         if discriminator is not None:
             self.nets["netD"] = init_weights(build_discriminator(discriminator), init_type, init_gain)
             self._check_discriminator(self.nets["netD"])
-            if self.n_categorical:
+            if self.n_categorical and not self.self_condition:
                 self.nets["netQ"] = init_weights(self._build_q_head(), init_type, init_gain)
+            if self.self_condition:
+                self._build_clustering()
         if self.ema_decay > 0:
             self.nets[EMA] = copy.deepcopy(self.nets["netG"]).requires_grad_(False).eval()
         if self.historical_averaging > 0 and discriminator is not None:
@@ -130,7 +160,18 @@ class GANModel(BaseModel):
                 raise ConfigError(f"{what} needs a discriminator with "
                                   f"forward(x, return_features=True); {type(net_d).__name__} has none")
         if self.n_categorical and (self.n_class or self.pack > 1):
-            raise ConfigError("generator.n_categorical (InfoGAN) is for unconditional GANs without packing")
+            raise ConfigError("generator.n_categorical (InfoGAN, self-conditioning) is for unconditional GANs "
+                              "without packing")
+        d_classes = int(getattr(net_d, "n_class", 0) or 0)
+        if self.self_condition and d_classes != self.n_categorical:
+            raise ConfigError(f"model.params.self_condition: discriminator.n_class must equal the generator's "
+                              f"n_categorical ({self.n_categorical} clusters), got {d_classes}")
+        if self.self_condition and "return_features" not in inspect.signature(net_d.forward).parameters:
+            raise ConfigError(f"model.params.self_condition clusters D's features: {type(net_d).__name__} has no "
+                              "forward(x, y, return_features=True)")
+        if d_classes and not (self.n_class or self.self_condition):
+            raise ConfigError(f"discriminator.n_class is {d_classes} but the generator draws no classes; "
+                              "set model.params.self_condition (clusters as classes) or n_class 0")
         if self.pack > 1:
             if self.n_class:
                 raise ConfigError("model.params.pack > 1 (PacGAN) is for unconditional GANs; "
@@ -152,6 +193,80 @@ class GANModel(BaseModel):
         return torch.nn.Sequential(torch.nn.Linear(feat.shape[1], 128), torch.nn.LeakyReLU(0.2),
                                    torch.nn.Linear(128, self.n_categorical))
 
+    # ---- self-conditioning ---------------------------------------------------------------
+    @staticmethod
+    def _recluster_schedule(value):
+        iters = [value] if isinstance(value, int) else list(value or [])
+        if not iters or any(not isinstance(i, int) or isinstance(i, bool) or i < 1 for i in iters) \
+                or iters != sorted(set(iters)):
+            raise ConfigError(f"model.params.recluster_iters must be increasing iterations >= 1, got {value!r}")
+        return iters
+
+    @torch.no_grad()
+    def _build_clustering(self):
+        """netD_cluster (D's copy at the last clustering) and the bank, sized by one forward pass
+        of G and D on latents of a local generator (the global RNG is not drawn from)."""
+        if self.cluster_bank_size < self.n_categorical:
+            raise ConfigError(f"model.params.cluster_bank ({self.cluster_bank_size}) must hold at least as many "
+                              f"images as there are clusters ({self.n_categorical})")
+        net_g, net_d = self.nets["netG"], self.nets["netD"]
+        modes = net_g.training, net_d.training
+        net_g.eval(), net_d.eval()
+        img = net_g(net_g.random_inputs(2, generator=torch.Generator().manual_seed(0)))
+        _, feat = net_d(img, torch.zeros(2, dtype=torch.long), return_features=True)
+        net_g.train(modes[0]), net_d.train(modes[1])
+        self.nets["netD_cluster"] = copy.deepcopy(net_d).requires_grad_(False).eval()
+        self.nets["cluster_bank"] = ClusterBank(self.cluster_bank_size, tuple(img.shape[1:]), self.n_categorical,
+                                                feat[0].numel())
+
+    @torch.no_grad()
+    def _cluster_features(self, images, batch=1024):
+        net, parts = self.nets["netD_cluster"], []
+        for i in range(0, images.shape[0], batch):
+            chunk = images[i:i + batch]
+            parts.append(net(chunk, torch.zeros(chunk.shape[0], dtype=torch.long, device=chunk.device),
+                             return_features=True)[1])
+        return torch.cat(parts)
+
+    @torch.no_grad()
+    def recluster(self):
+        """Cluster the bank's images on D's features (D frozen into netD_cluster), give the new
+        clusters the ids of the old ones they overlap most, and set G's code prior to their sizes."""
+        bank, k = self.nets["cluster_bank"], self.n_categorical
+        images = bank.stored()
+        if images.shape[0] < k:
+            raise ConfigError(f"self-conditioning: {images.shape[0]} real images seen at iteration "
+                              f"{self.current_iter}, fewer than the {k} clusters; start recluster_iters later")
+        first = self.current_iter == self.recluster_iters[0]
+        old = None if first else bank.assign(self._cluster_features(images))
+        self.nets["netD_cluster"].load_state_dict(self.nets["netD"].state_dict())
+        feats = bank.embed(self._cluster_features(images))
+        gen = torch.Generator().manual_seed(CLUSTER_SEED + self.current_iter)
+        with torch.autocast(self.device.type, enabled=False):
+            assign, centroids = kmeans(feats, k, KMEANS_ITERS, generator=gen)
+        if old is not None:
+            perm = match_clusters(assign, old, k).to(assign.device)
+            assign = perm[assign]
+            centroids = torch.empty_like(centroids).index_copy_(0, perm, centroids)
+        bank.centroids.copy_(centroids)
+        prior = torch.bincount(assign, minlength=k).to(self.nets["netG"].code_prior)
+        self.nets["netG"].code_prior.copy_(prior)
+        if self.distributed:  # every process takes the first one's clusters
+            dist.broadcast(bank.centroids, src=0)
+            dist.broadcast(self.nets["netG"].code_prior, src=0)
+
+    def _cluster_labels(self):
+        """Codes [B] for this batch: its images' clusters (after the first clustering; drawn from G's
+        prior before). The bank keeps the batch while a clustering is still to come."""
+        bank = self.nets["cluster_bank"]
+        if self.current_iter <= self.recluster_iters[-1]:
+            bank.push(self.real)
+        if self.current_iter in self.recluster_iters:
+            self.recluster()
+        if self.current_iter < self.recluster_iters[0]:
+            return self.nets["netG"].random_codes(self.real.shape[0], device=self.device)
+        return bank.assign(self._cluster_features(self.real))
+
     def _info_loss(self, features, z):
         """lambda * cross-entropy of netQ's code prediction from D's features of G(z)."""
         codes = self.nets["netG"].code_of(z)
@@ -162,15 +277,19 @@ class GANModel(BaseModel):
         super().train()
         if EMA in self.nets:
             self.nets[EMA].eval()
+        if "netD_cluster" in self.nets:
+            self.nets["netD_cluster"].eval()
 
     def optimizer_config(self, optimizer, lr_scheduler):
-        """Refuse an optimizer over netG_ema or the historical averages (they are not trained)."""
+        """Refuse an optimizer over netG_ema, the historical averages or the clustering's nets
+        (they are not trained)."""
         groups = {"optim": optimizer} if isinstance(optimizer, dict) and "name" in optimizer else optimizer
         trained = set()
         for name, ocfg in (groups or {}).items():
             for net in (ocfg.get("net_names") or ()) if isinstance(ocfg, dict) else ():
-                if net == EMA or str(net).endswith("_hist"):
-                    raise ConfigError(f"optimizer.{name}.net_names: '{net}' is not trained (a moving average)")
+                if net in (EMA, "netD_cluster", "cluster_bank") or str(net).endswith("_hist"):
+                    raise ConfigError(f"optimizer.{name}.net_names: '{net}' is not trained "
+                                      "(a moving average, a frozen copy or a bank)")
                 trained.add(net)
         if "netQ" in self.nets and groups and "netQ" not in trained:
             raise ConfigError("InfoGAN's netQ has no optimizer: add netQ to optimizer_D's net_names")
@@ -225,8 +344,13 @@ class GANModel(BaseModel):
             raise ConfigError(f"PacGAN: a batch of {self.real.shape[0]} images cannot be split into packs of "
                               f"{self.pack}; make dataset batch_size a multiple of model.params.pack")
 
-    def _g_inputs(self, batch_size):
-        inputs = self.nets["netG"].random_inputs(batch_size, device=self.device)
+    def _g_inputs(self, batch_size, codes=None):
+        """G's inputs for a batch; `codes`: the categorical codes to use (self-conditioning)."""
+        net_g = self.nets["netG"]
+        if codes is not None:
+            noise = torch.randn(batch_size, net_g.input_nz, device=self.device)
+            return [net_g.with_code(noise, codes)]
+        inputs = net_g.random_inputs(batch_size, device=self.device)
         inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         if self.n_class and self.real_class is not None:
             inputs[1] = self.real_class  # sample fakes with the batch's labels (GP needs pairs)
@@ -296,8 +420,9 @@ class GANModel(BaseModel):
     def train_iter(self, optimizers=None):
         net_g, net_d = self.nets["netG"], self.nets["netD"]
         opt_g, opt_d = self.optimizer_for("netG", optimizers), self.optimizer_for("netD", optimizers)
-        g_inputs = self._g_inputs(self.real.shape[0])
-        cond = g_inputs[1:2] if self.n_class else []
+        codes = self._cluster_labels() if self.self_condition else None
+        g_inputs = self._g_inputs(self.real.shape[0], codes)
+        cond = g_inputs[1:2] if self.n_class else [codes] if codes is not None else []
         self._z = g_inputs[0]
         fake = net_g(*g_inputs)
 

@@ -263,12 +263,20 @@ def _shape_mismatch(state, own):
             f"{list(own[bad[0]].shape)})"]
 
 
+def optional_state_keys(net):
+    """State-dict keys of `net` a file may lack: those its modules list in `optional_state_keys`
+    (a module then fills them in its `_load_from_state_dict`, e.g. a buffer added later)."""
+    return {f"{name}.{key}" if name else key for name, module in net.named_modules()
+            for key in getattr(module, "optional_state_keys", ())}
+
+
 def load_state_strict(net, state, source):
     """`net.load_state_dict(state, strict=True)`, with a one-line CheckpointError naming what is
     missing, unexpected or of the wrong shape (with examples) instead of torch's long message.
     `source` names the file (or 'state dict') in the error. Returns `net`."""
     own = net.state_dict()
-    missing = [k for k in own if k not in state]
+    optional = optional_state_keys(net)
+    missing = [k for k in own if k not in state and k not in optional]
     unexpected = [k for k in state if k not in own]
     parts = []
     if missing:

@@ -137,3 +137,27 @@ def test_init_from_the_files_generator(weight):
     x0_, x, before, after = s.sample(n=3, steps=2, step_size=0.05, seed=2, init="generator")
     torch.testing.assert_close(x0_, x0)
     assert (after > before).all()
+
+
+def test_self_conditioned_d_is_scored_by_its_soft_maximum_over_clusters(tmp_path):
+    """A self-conditioned GAN's D (a projection on K clusters, configs/dcgan_digits.yaml) scores an
+    image by log(mean_y exp D(x, y)); the ascent climbs it, and generator init works."""
+    import math
+
+    cfg = gan_cfg()
+    cfg["model"]["generator"] = {"name": "DCGenerator", "input_nz": 4, "input_nc": 1, "output_nc": 1, "ngf": 4,
+                                 "output_size": 8, "n_categorical": 3}
+    cfg["model"]["discriminator"] = {"name": "DCDiscriminator", "input_nc": 1, "ndf": 4, "input_size": 8,
+                                     "norm_type": "batch", "n_class": 3}
+    cfg["model"]["params"].update(self_condition=True, recluster_iters=[1], cluster_bank=8)
+    Trainer(cfg, device="cpu", run_dir=str(tmp_path), quiet=True).train()
+    s = DiscriminatorSampler(str(tmp_path / "iter_2_weight.pth"), device="cpu")
+    assert s.n_class == 3
+    x = s.initial(4, seed=1)
+    with torch.no_grad():
+        per_class = torch.stack([s.netD(x, torch.full((4,), y)).flatten() for y in range(3)], 1)
+        torch.testing.assert_close(s.netD.class_scores(x), per_class)
+        torch.testing.assert_close(s.score(x), torch.logsumexp(per_class, 1) - math.log(3))
+    _, _, before, after = s.sample(n=4, steps=5, step_size=0.05, seed=1)
+    assert (after > before).all()
+    assert s.initial(2, init="generator").shape == (2, 1, 8, 8)

@@ -23,17 +23,25 @@ class DCDiscriminator(nn.Module):
             last hidden layer's features; 0 (default) = off, PaddleGAN's net. When on, the last
             4x4 conv becomes `minibatch` + a linear `head` on [features, B minibatch features].
         minibatch_kernel_dim (int): C, the dimension of each minibatch kernel (default 5).
-    Call: D(x) -> logits; D(x, return_features=True) -> (logits, features [N, F]) where
-        features are the last hidden layer's activations (for feature matching).
+        n_class (int): > 0 makes D class-conditional with a projection (Miyato & Koyama, 2018):
+            the logit gains <embed(y), features>, `embed` a learnt [n_class, F] table over the
+            last hidden features (used by self-conditioned GANs, whose classes are clusters).
+            Default 0 (PaddleGAN's net).
+    Call: D(x) -> logits; D(x, y) with class ids y [N] (n_class > 0); D(x, return_features=True)
+        -> (logits, features [N, F]) where features are the last hidden layer's activations (for
+        feature matching and clustering).
     """
 
     def __init__(self, input_nc, ndf=64, norm_type="instance", input_size=64, minibatch_kernels=0,
-                 minibatch_kernel_dim=5):
+                 minibatch_kernel_dim=5, n_class=0):
         super().__init__()
         if input_size < 8 or input_size & (input_size - 1):
             raise ConfigError(f"input_size must be a power of two >= 8, got {input_size}")
         if minibatch_kernels < 0:
             raise ConfigError(f"minibatch_kernels must be >= 0, got {minibatch_kernels}")
+        if int(n_class) < 0:
+            raise ConfigError(f"n_class must be >= 0 (0 = unconditional), got {n_class}")
+        self.n_class = int(n_class)
         self.input_nc = input_nc
         # PaddleGAN's batch branch uses plain BatchNorm2D (running stats in eval mode).
         norm_layer = nn.BatchNorm2d if norm_type == "batch" else build_norm_layer(norm_type)
@@ -54,19 +62,36 @@ class DCDiscriminator(nn.Module):
             layers += [nn.Conv2d(ndf * mult, 1, 4, 1, 0)]
         self.model = nn.Sequential(*layers)
         self.use_minibatch = bool(minibatch_kernels)
+        if self.n_class:  # small at first (as the convs' N(0, 0.02)): the class term starts near 0
+            self.embed = nn.Embedding(self.n_class, n_features)
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
         if norm_type == "spectral":
             for m in self.modules():
                 if isinstance(m, (nn.Conv2d, nn.Linear)):
                     nn.utils.spectral_norm(m)
 
-    def forward(self, input, return_features=False):
+    def _unconditional(self, input, features):
+        """(logit [N, 1, 1, 1], last hidden features [N, F] or None when not asked for)."""
         if self.use_minibatch:
             h = self.model(input).flatten(1)
-            out = self.head(self.minibatch(h))[:, :, None, None]
-        elif return_features:
-            h = self.model[:-1](input)
-            out = self.model[-1](h)
-            h = h.flatten(1)
-        else:
-            return self.model(input)
+            return self.head(self.minibatch(h))[:, :, None, None], h
+        if not features:
+            return self.model(input), None
+        h = self.model[:-1](input)
+        return self.model[-1](h), h.flatten(1)
+
+    def forward(self, input, class_id=None, return_features=False):
+        if self.n_class and class_id is None:
+            raise ValueError(f"{type(self).__name__} has n_class={self.n_class}: call it as D(x, class_id)")
+        out, h = self._unconditional(input, return_features or self.n_class)
+        if self.n_class:  # projection: the class embedding's inner product with the features
+            out = out + (self.embed(class_id.long()) * h).sum(1).view(-1, 1, 1, 1).to(out.dtype)
         return (out, h) if return_features else out
+
+    def class_scores(self, input):
+        """The logits of every class at once, [N, n_class] (the projection is linear in the class
+        embedding, so one pass gives them all)."""
+        if not self.n_class:
+            raise ValueError(f"{type(self).__name__} is unconditional (n_class 0): call D(x)")
+        out, h = self._unconditional(input, True)
+        return out.flatten(1) + h @ self.embed.weight.t().to(h.dtype)

@@ -38,8 +38,13 @@ class DCGenerator(nn.Module):
             vector of K values drawn uniformly, appended to the noise (the first layer takes
             input_nz + K channels). Unsupervised: `GANModel` makes the code recoverable from the
             image (its `netQ`), so the code becomes a factor of variation of its own. Default 0
-            (PaddleGAN's generator).
+            (PaddleGAN's generator). Codes are drawn from the buffer `code_prior` (relative
+            weights, uniform at first; a self-conditioned `GANModel` sets it to its clusters'
+            sizes, so samples follow the data's mix of clusters). Files saved before the
+            buffer existed load with the uniform prior.
     """
+
+    optional_state_keys = ("code_prior",)  # may be absent from a file: `_load_from_state_dict` fills it
 
     def __init__(self, input_nz, input_nc, output_nc, ngf=64, norm_type="batch",
                  padding_type="reflect", output_size=64, vbn_ref_size=32, vbn_seed=20160610,
@@ -53,6 +58,8 @@ class DCGenerator(nn.Module):
         self.n_categorical = int(n_categorical)
         self.output_nc = output_nc
         self.vbn_ref_size = 0
+        if self.n_categorical:
+            self.register_buffer("code_prior", torch.ones(self.n_categorical))
         if norm_type == "virtual_batch":
             if int(vbn_ref_size) < 1:
                 raise ConfigError(f"vbn_ref_size must be >= 1, got {vbn_ref_size}")
@@ -86,8 +93,20 @@ class DCGenerator(nn.Module):
         z = torch.randn(batch_size, self.input_nz, 1, 1, generator=generator, device=device)
         if not self.n_categorical:
             return z
-        codes = torch.randint(self.n_categorical, (batch_size,), generator=generator, device=device)
-        return self.with_code(z, codes)
+        return self.with_code(z, self.random_codes(batch_size, generator=generator, device=device))
+
+    def random_codes(self, batch_size, generator=None, device=None):
+        """[N] int64 code values drawn from `code_prior` (on `device`; drawn where `generator` lives)."""
+        where = generator.device if generator is not None else device
+        prior = self.code_prior.to(where if where is not None else self.code_prior.device)
+        codes = torch.multinomial(prior, batch_size, replacement=True, generator=generator)
+        return codes.to(device) if device is not None else codes
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "code_prior"
+        if self.n_categorical and key not in state_dict:  # an InfoGAN file from before the prior
+            state_dict[key] = torch.ones(self.n_categorical)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def with_code(self, noise, codes):
         """Latents from noise [N, input_nz(, 1, 1)] and code values [N] int64 in 0..K-1."""
