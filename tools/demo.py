@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""`make demo`: train a DCGAN on the embedded digits (a few minutes on a CPU), then generate
+"""`make demo`: train a DCGAN on the embedded digits (a few minutes on a CPU; self-conditioned on
+clusters it finds in the digits itself, no labels: configs/dcgan_digits.yaml), then generate
 a sample grid and an interpolation strip from the last checkpoint (through the moving-average
 generator netG_ema) and judge 1,000 samples with a digit classifier (tools/eval_digits.py: share
 recognised, classes present, KL to uniform); then upscale a real photo

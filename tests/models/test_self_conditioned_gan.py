@@ -217,3 +217,20 @@ def test_save_load_evaluate_only_and_resume_across_a_clustering(tmp_path):
         assert all(torch.equal(saved[name][k], v) for k, v in ev.model.nets[name].state_dict().items())
     ev.evaluate()
     assert "samples_fixed_samples_ema.png" in os.listdir(tmp_path / "e" / "eval")
+
+
+def test_the_batchs_labels_are_never_used():
+    """Self-conditioning is unsupervised: a batch's class_id (the digits dataset gives one) changes nothing."""
+    imgs = [torch.rand(4, 1, 8, 8) * 2 - 1 for _ in range(4)]
+    finals = []
+    for labels in (None, torch.tensor([1, 2, 0, 1]), torch.tensor([0, 0, 0, 0])):
+        torch.manual_seed(5)
+        model = build_model(sc_model_cfg(recluster_iters=[2], cluster_bank=8))
+        opts = optimizers_for(model)
+        for it, x in enumerate(imgs):
+            model.current_iter = it
+            model.setup_input({"img": x} if labels is None else {"img": x, "class_id": labels})
+            model.train_iter(opts)
+        finals.append(torch.cat([flat(model.nets["netG"]), flat(model.nets["netG"], buffers=True),
+                                 flat(model.nets["netD"])]))
+    assert torch.equal(finals[0], finals[1]) and torch.equal(finals[0], finals[2])
