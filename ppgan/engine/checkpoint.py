@@ -61,7 +61,10 @@ def set_rng_state(state):
 
 
 def weight_file_dict(model, model_cfg):
-    out = {name: net.state_dict() for name, net in model.nets.items()}
+    """The `*_weight.pth` content: every net's state except the training-only ones the model names
+    in `checkpoint_only_nets` (kept in `*_checkpoint.pth` for resume), and the model config."""
+    skip = set(getattr(model, "checkpoint_only_nets", ()))
+    out = {name: net.state_dict() for name, net in model.nets.items() if name not in skip}
     out[META_KEY] = {"model": model_cfg, "version": __version__}
     return out
 

@@ -92,12 +92,19 @@ class GANModel(BaseModel):
     Nets: netG, netD, and with the options netG_ema (no optimizer), netG_hist / netD_hist
     (the historical averages, buffers only), netQ (InfoGAN; list it in optimizer_D's net_names),
     netD_cluster and cluster_bank (self-conditioning: D's copy at the last clustering, the images
-    and centroids; no optimizer).
+    and centroids; no optimizer; in checkpoints, not in weight files).
     Losses: D_fake_loss, D_real_loss (+ D_gp_loss for wgangp, D_hist_loss, D_info_loss), G_adv_loss
     (+ G_fm_loss, G_hist_loss, G_info_loss) on iterations with a G step.
     """
 
     param_keys = PARAM_KEYS  # subclasses with more params extend it
+
+    @property
+    def checkpoint_only_nets(self):
+        """Nets only training needs (the clustering's bank of real images and D's frozen copy):
+        saved in checkpoints for resume, left out of the weight files; `--load` of a weight file
+        starts them afresh, and the run clusters again at its recluster_iters."""
+        return ("netD_cluster", "cluster_bank") if self.self_condition else ()
 
     def __init__(self, generator, discriminator=None, gan_criterion=None, params=None):
         super().__init__(params)

@@ -210,13 +210,19 @@ def test_save_load_evaluate_only_and_resume_across_a_clustering(tmp_path):
     assert float(nets["netG"]["code_prior"].sum()) == 16  # the bank's 16 images, counted per cluster
     assert torch.equal(nets["netG_ema"]["code_prior"], nets["netG"]["code_prior"])
     weights = str(tmp_path / "a" / "iter_6_weight.pth")
+    saved = ckpt.load(weights)
+    # the weight file holds what sampling and --load need; the bank and D's frozen copy stay in the checkpoint
+    assert {"netG", "netD", "netG_ema"} <= set(saved) and not {"netD_cluster", "cluster_bank"} & set(saved)
     ev = Trainer(sc_train_cfg(6, ema_decay=0.9), device="cpu", load=weights, evaluate_only=True,
                  run_dir=str(tmp_path / "e"), quiet=True)
-    saved = ckpt.load(weights)
-    for name in ("netG_ema", "cluster_bank"):
+    for name in ("netG_ema", "netD"):
         assert all(torch.equal(saved[name][k], v) for k, v in ev.model.nets[name].state_dict().items())
     ev.evaluate()
     assert "samples_fixed_samples_ema.png" in os.listdir(tmp_path / "e" / "eval")
+    # fine-tuning from the weight file: the clustering starts afresh and runs at its iterations
+    Trainer(sc_train_cfg(3), device="cpu", load=weights, run_dir=str(tmp_path / "f"), quiet=True).train()
+    tuned = ckpt.load(str(tmp_path / "f" / "iter_3_checkpoint.pth"))["nets"]
+    assert int(tuned["cluster_bank"]["seen"]) == 12 and float(tuned["netG"]["code_prior"].sum()) == 12
 
 
 def test_the_batchs_labels_are_never_used():
