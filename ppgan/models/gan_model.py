@@ -52,7 +52,7 @@ from .base_model import BaseModel
 from .builder import MODELS
 from .criterions.builder import build_criterion
 from .criterions.gan_loss import gradient_penalty
-from .ema import ema_update, fill_averages, fixed_grids, state_with_averages
+from .ema import copy_net, ema_update, fill_averages, fixed_grids, state_with_averages
 from .discriminators.builder import build_discriminator
 from .generators.builder import build_generator
 
@@ -162,7 +162,7 @@ class GANModel(BaseModel):
 
     def _check_discriminator(self, net_d):
         for needs, what in ((self.feature_matching > 0, "model.params.feature_matching"),
-                            (self.n_categorical > 0, "generator.n_categorical (InfoGAN)")):
+                            (self.n_categorical > 0, "generator.n_categorical (InfoGAN, self-conditioning)")):
             if needs and "return_features" not in inspect.signature(net_d.forward).parameters:
                 raise ConfigError(f"{what} needs a discriminator with "
                                   f"forward(x, return_features=True); {type(net_d).__name__} has none")
@@ -173,9 +173,6 @@ class GANModel(BaseModel):
         if self.self_condition and d_classes != self.n_categorical:
             raise ConfigError(f"model.params.self_condition: discriminator.n_class must equal the generator's "
                               f"n_categorical ({self.n_categorical} clusters), got {d_classes}")
-        if self.self_condition and "return_features" not in inspect.signature(net_d.forward).parameters:
-            raise ConfigError(f"model.params.self_condition clusters D's features: {type(net_d).__name__} has no "
-                              "forward(x, y, return_features=True)")
         if d_classes and not (self.n_class or self.self_condition):
             raise ConfigError(f"discriminator.n_class is {d_classes} but the generator draws no classes; "
                               "set model.params.self_condition (clusters as classes) or n_class 0")
@@ -189,14 +186,22 @@ class GANModel(BaseModel):
                                   f"{c_out} * {self.pack} = {c_out * self.pack} (PacGAN), got {c_in}")
 
     @torch.no_grad()
-    def _build_q_head(self):
-        """InfoGAN's Q: D's last hidden features -> K code logits (a hidden layer of 128, as in
-        the paper's MNIST net). The feature size comes from one forward pass of G and D."""
+    def _probe(self, cond=(), generator=None):
+        """(G's images, D's last hidden features) for two latents, both nets in eval mode for the
+        pass and put back; sizes the heads and banks built on top of them."""
         net_g, net_d = self.nets["netG"], self.nets["netD"]
         modes = net_g.training, net_d.training
         net_g.eval(), net_d.eval()
-        _, feat = net_d(net_g(net_g.random_inputs(2)), return_features=True)
+        img = net_g(net_g.random_inputs(2, generator=generator))
+        _, feat = net_d(img, *cond, return_features=True)
         net_g.train(modes[0]), net_d.train(modes[1])
+        return img, feat
+
+    @torch.no_grad()
+    def _build_q_head(self):
+        """InfoGAN's Q: D's last hidden features -> K code logits (a hidden layer of 128, as in
+        the paper's MNIST net). The feature size comes from one forward pass of G and D."""
+        _, feat = self._probe()
         return torch.nn.Sequential(torch.nn.Linear(feat.shape[1], 128), torch.nn.LeakyReLU(0.2),
                                    torch.nn.Linear(128, self.n_categorical))
 
@@ -216,13 +221,8 @@ class GANModel(BaseModel):
         if self.cluster_bank_size < self.n_categorical:
             raise ConfigError(f"model.params.cluster_bank ({self.cluster_bank_size}) must hold at least as many "
                               f"images as there are clusters ({self.n_categorical})")
-        net_g, net_d = self.nets["netG"], self.nets["netD"]
-        modes = net_g.training, net_d.training
-        net_g.eval(), net_d.eval()
-        img = net_g(net_g.random_inputs(2, generator=torch.Generator().manual_seed(0)))
-        _, feat = net_d(img, torch.zeros(2, dtype=torch.long), return_features=True)
-        net_g.train(modes[0]), net_d.train(modes[1])
-        self.nets["netD_cluster"] = copy.deepcopy(net_d).requires_grad_(False).eval()
+        img, feat = self._probe([torch.zeros(2, dtype=torch.long)], torch.Generator().manual_seed(0))
+        self.nets["netD_cluster"] = copy.deepcopy(self.nets["netD"]).requires_grad_(False).eval()
         self.nets["cluster_bank"] = ClusterBank(self.cluster_bank_size, tuple(img.shape[1:]), self.n_categorical,
                                                 feat[0].numel())
 
@@ -246,7 +246,7 @@ class GANModel(BaseModel):
                               f"{self.current_iter}, fewer than the {k} clusters; start recluster_iters later")
         first = self.current_iter == self.recluster_iters[0]
         old = None if first else bank.assign(self._cluster_features(images))
-        self.nets["netD_cluster"].load_state_dict(self.nets["netD"].state_dict())
+        copy_net(self.nets["netD_cluster"], self.nets["netD"])
         feats = bank.embed(self._cluster_features(images))
         gen = torch.Generator().manual_seed(CLUSTER_SEED + self.current_iter)
         with torch.autocast(self.device.type, enabled=False):
@@ -282,10 +282,9 @@ class GANModel(BaseModel):
     # ---- moving average ------------------------------------------------------------------
     def train(self):
         super().train()
-        if EMA in self.nets:
-            self.nets[EMA].eval()
-        if "netD_cluster" in self.nets:
-            self.nets["netD_cluster"].eval()
+        for frozen in (EMA, "netD_cluster"):  # never trained: stay in eval mode
+            if frozen in self.nets:
+                self.nets[frozen].eval()
 
     def optimizer_config(self, optimizer, lr_scheduler):
         """Refuse an optimizer over netG_ema, the historical averages or the clustering's nets
