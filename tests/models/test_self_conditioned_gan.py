@@ -35,6 +35,13 @@ def sc_train_cfg(total_iters, **params):
     return cfg
 
 
+def step_at(model, opts, it, batch):
+    """One train_iter at iteration `it` on `batch` (a dict, or the images); returns the losses."""
+    model.current_iter = it
+    model.setup_input(batch if isinstance(batch, dict) else {"img": batch})
+    return model.train_iter(opts)
+
+
 def test_generator_draws_codes_from_its_prior():
     g = DCGenerator(input_nz=5, input_nc=1, output_nc=1, ngf=4, output_size=8, n_categorical=4)
     assert torch.equal(g.code_prior, torch.ones(4))
@@ -81,18 +88,14 @@ def test_train_iter_before_and_after_the_first_clustering():
     batches = [torch.rand(4, 1, 8, 8) * 2 - 1 for _ in range(3)]
     before = {n: flat(model.nets[n]) for n in ("netG", "netD")}
     for it in range(2):  # before the clustering: random codes, the bank fills
-        model.current_iter = it
-        model.setup_input({"img": batches[it]})
-        losses = model.train_iter(opts)
+        losses = step_at(model, opts, it, batches[it])
         assert set(losses) == {"D_fake_loss", "D_real_loss", "G_adv_loss"}
         assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
     for n, b in before.items():
         assert not torch.equal(b, flat(model.nets[n])), f"{n} did not move"
     assert int(bank.seen) == 8 and torch.equal(g.code_prior, torch.ones(K))
     d_at_clustering = {k: v.clone() for k, v in model.nets["netD"].state_dict().items()}
-    model.current_iter = 2
-    model.setup_input({"img": batches[2]})
-    model.train_iter(opts)
+    step_at(model, opts, 2, batches[2])
     assert int(bank.seen) == 12
     # netD_cluster is D as it was when the clustering ran, frozen
     snap = model.nets["netD_cluster"]
@@ -113,9 +116,7 @@ def test_fakes_get_the_clusters_of_their_batch_and_d_sees_them(monkeypatch):
     opts = optimizers_for(model)
     torch.manual_seed(0)
     for it in range(2):
-        model.current_iter = it
-        model.setup_input({"img": torch.rand(4, 1, 8, 8) * 2 - 1})
-        model.train_iter(opts)
+        step_at(model, opts, it, torch.rand(4, 1, 8, 8) * 2 - 1)
     real = torch.rand(4, 1, 8, 8) * 2 - 1
     bank, snap = model.nets["cluster_bank"], model.nets["netD_cluster"]
     with torch.no_grad():
@@ -125,9 +126,7 @@ def test_fakes_get_the_clusters_of_their_batch_and_d_sees_them(monkeypatch):
     monkeypatch.setattr(model.nets["netG"], "forward", lambda z: seen["g"].append(z) or g_forward(z))
     monkeypatch.setattr(model.nets["netD"], "forward",
                         lambda x, y=None, **kw: seen["d"].append(y) or d_forward(x, y, **kw))
-    model.current_iter = 2
-    model.setup_input({"img": real})
-    model.train_iter(opts)
+    step_at(model, opts, 2, real)
     assert torch.equal(model.nets["netG"].code_of(seen["g"][0]), expected)
     assert len(seen["d"]) == 3 and all(torch.equal(y, expected) for y in seen["d"])
 
@@ -168,13 +167,9 @@ def test_no_host_reads_between_clusterings(monkeypatch):
     model = build_model(sc_model_cfg(recluster_iters=[1, 5], cluster_bank=8))
     opts = optimizers_for(model)
     for it in range(2):
-        model.current_iter = it
-        model.setup_input({"img": torch.rand(4, 1, 8, 8) * 2 - 1})
-        model.train_iter(opts)
+        step_at(model, opts, it, torch.rand(4, 1, 8, 8) * 2 - 1)
     calls = record_host_reads(monkeypatch)
-    model.current_iter = 2
-    model.setup_input({"img": torch.rand(4, 1, 8, 8) * 2 - 1})
-    model.train_iter(opts)
+    step_at(model, opts, 2, torch.rand(4, 1, 8, 8) * 2 - 1)
     assert calls == []
 
 
@@ -234,9 +229,7 @@ def test_the_batchs_labels_are_never_used():
         model = build_model(sc_model_cfg(recluster_iters=[2], cluster_bank=8))
         opts = optimizers_for(model)
         for it, x in enumerate(imgs):
-            model.current_iter = it
-            model.setup_input({"img": x} if labels is None else {"img": x, "class_id": labels})
-            model.train_iter(opts)
+            step_at(model, opts, it, {"img": x} if labels is None else {"img": x, "class_id": labels})
         finals.append(torch.cat([flat(model.nets["netG"]), flat(model.nets["netG"], buffers=True),
                                  flat(model.nets["netD"])]))
     assert torch.equal(finals[0], finals[1]) and torch.equal(finals[0], finals[2])
