@@ -10,6 +10,7 @@ iteration is in the log once, whatever the number of kills and resumes.
 `progress` reports a long step of building a run (rendering a dataset) through the run logger
 made last: a bar on a terminal, and a line when it starts and one when it ends in the log.
 """
+import itertools
 import json
 import logging
 import os
@@ -88,6 +89,17 @@ def progress(iterable, total, what, unit="it"):
     say(f"{what}: done in {time.time() - start:.1f} s")
 
 
+_RUN_IDS = itertools.count()
+
+
+def _release(logger):
+    """Close a dropped run's handlers (its train.log) and forget its logger."""
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+        h.close()
+    logging.Logger.manager.loggerDict.pop(logger.name, None)
+
+
 class RunLogger:
     def __init__(self, run_dir=None, rank=0, quiet=False):
         global _current
@@ -95,7 +107,11 @@ class RunLogger:
         self.run_dir = None
         self.rank = rank
         self.console = rank == 0 and not quiet
-        self.logger = logging.getLogger(f"ppgan.run.{id(self)}")
+        # A name no other run logger had: logging keeps every named logger (and its handlers) for the
+        # process, and id(self) comes back once an old RunLogger is freed, so an id-named logger could
+        # still hold a finished run's train.log handler and write this run's lines into that folder.
+        self.logger = logging.getLogger(f"ppgan.run.{os.getpid()}.{next(_RUN_IDS)}")
+        weakref.finalize(self, _release, self.logger)
         self.logger.setLevel(logging.INFO)
         self.logger.propagate = False
         self._fmt = logging.Formatter("[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
