@@ -873,11 +873,14 @@ class Trainer:
         """Leave the process group together: after a successful run every process waits for
         rank 0 (which writes the last files), then the group is destroyed, so no process exits
         while a peer's connection is still in use (gloo aborts the survivor otherwise). After
-        an error there is no barrier: the other processes may never reach it."""
+        an error there is no barrier: the other processes may never reach it. The run's train.log
+        is closed too (the console keeps working)."""
         if self.world_size > 1 and dist.is_initialized():
             if ok:
                 dist.barrier()
             dist.destroy_process_group()
+        if self.logger is not None:
+            self.logger.close()
 
     def train_step(self, batch):
         """One iteration: feed, step the model under autocast, LR step, add the losses to the

@@ -468,3 +468,23 @@ def test_training_under_ulimit_v_ends_in_one_line(tmp_path, extra_mib):
             assert not run.exists()
     if extra_mib <= 96:
         assert proc.returncode == 2 and "leaves only" in proc.stderr, proc.stderr[-2000:]
+
+
+def _handlers_on(path):
+    """Logging handlers, over every logger of the process, still writing to `path`."""
+    import logging
+    loggers = [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    return [h for lg in loggers for h in lg.handlers
+            if isinstance(h, logging.FileHandler) and os.path.samefile(h.baseFilename, path)]
+
+
+def test_trainer_close_releases_its_train_log(tmp_path):
+    trainer = Trainer(_cfg(total_iters=2), device="cpu", run_dir=str(tmp_path / "run"), quiet=True)
+    trainer.train()
+    log = tmp_path / "run" / "train.log"
+    assert _handlers_on(str(log)) != []
+    trainer.close()
+    assert log.stat().st_size > 0
+    assert _handlers_on(str(log)) == []  # closed by close(), while the trainer is still alive
+    trainer.logger.info("after close")  # the console (here quiet) keeps working; the file does not grow
+    assert "after close" not in log.read_text()
