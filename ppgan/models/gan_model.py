@@ -354,8 +354,7 @@ class GANModel(BaseModel):
         """G's inputs for a batch; `codes`: the categorical codes to use (self-conditioning)."""
         net_g = self.nets["netG"]
         if codes is not None:
-            noise = torch.randn(batch_size, net_g.input_nz, device=self.device)
-            return [net_g.with_code(noise, codes)]
+            return [net_g.random_inputs(batch_size, device=self.device, codes=codes)]
         inputs = net_g.random_inputs(batch_size, device=self.device)
         inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         if self.n_class and self.real_class is not None:

@@ -107,10 +107,11 @@ class RunLogger:
         self.run_dir = None
         self.rank = rank
         self.console = rank == 0 and not quiet
-        # A name no other run logger had: logging keeps every named logger (and its handlers) for the
-        # process, and id(self) comes back once an old RunLogger is freed, so an id-named logger could
-        # still hold a finished run's train.log handler and write this run's lines into that folder.
-        self.logger = logging.getLogger(f"ppgan.run.{os.getpid()}.{next(_RUN_IDS)}")
+        # A name no other run logger of this process had: logging keeps every named logger (and its
+        # handlers) for the process, and id(self) comes back once an old RunLogger is freed, so an
+        # id-named logger could still hold a finished run's train.log handler and write this run's
+        # lines into that folder.
+        self.logger = logging.getLogger(f"ppgan.run.{next(_RUN_IDS)}")
         weakref.finalize(self, _release, self.logger)
         self.logger.setLevel(logging.INFO)
         self.logger.propagate = False

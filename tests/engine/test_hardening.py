@@ -3,6 +3,7 @@ behind: `--resume` / `--load` of another model or size, damaged checkpoints, set
 empty run folder or train.log), running out of memory (allocator errors, `ulimit -v`), and
 kill + resume cycles that must leave every iteration in log.jsonl exactly once."""
 import json
+import logging
 import os
 import re
 import signal
@@ -472,7 +473,6 @@ def test_training_under_ulimit_v_ends_in_one_line(tmp_path, extra_mib):
 
 def _handlers_on(path):
     """Logging handlers, over every logger of the process, still writing to `path`."""
-    import logging
     loggers = [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
     return [h for lg in loggers for h in lg.handlers
             if isinstance(h, logging.FileHandler) and os.path.samefile(h.baseFilename, path)]

@@ -88,12 +88,15 @@ class DCGenerator(nn.Module):
         layers += [nn.ConvTranspose2d(ngf, output_nc, 4, 2, 1, bias=False), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
-    def random_inputs(self, batch_size, generator=None, device=None):
-        """z [N, input_nz (+ K), 1, 1]: standard normal noise, then the one-hot code if any."""
+    def random_inputs(self, batch_size, generator=None, device=None, codes=None):
+        """z [N, input_nz (+ K), 1, 1]: standard normal noise, then the one-hot code if any (the
+        given `codes` [N], else codes drawn from `code_prior`)."""
         z = torch.randn(batch_size, self.input_nz, 1, 1, generator=generator, device=device)
         if not self.n_categorical:
             return z
-        return self.with_code(z, self.random_codes(batch_size, generator=generator, device=device))
+        if codes is None:
+            codes = self.random_codes(batch_size, generator=generator, device=device)
+        return self.with_code(z, codes)
 
     def random_codes(self, batch_size, generator=None, device=None):
         """[N] int64 code values drawn from `code_prior` (on `device`; drawn where `generator` lives)."""
